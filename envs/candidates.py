@@ -128,7 +128,9 @@ def candidate_table(navigable: NavigableTable) -> CandidateTable:
     heading[best_here, column] = view_heading(view[best]) + rel_heading[best]
     elevation[best_here, column] = view_elevation(view[best]) + rel_elevation[best]
     distance[best_here, column] = navigable.rel_distance[row[best], slot[best]]
-    return CandidateTable(target, view_index, slot_table, heading, elevation, distance, counts.astype(np.int32))
+    return CandidateTable(
+        target, view_index, slot_table, heading, elevation, distance, counts.astype(np.int32)
+    )
 
 
 def wrap_angle(angle: np.ndarray) -> np.ndarray:

@@ -31,7 +31,9 @@ def r2r_split_path(split: str, data_dir: str | os.PathLike[str] | None = None) -
     return path
 
 
-def read_r2r_file(path: str | os.PathLike[str], name: str | None = None, has_reference: bool | None = None) -> Split:
+def read_r2r_file(
+    path: str | os.PathLike[str], name: str | None = None, has_reference: bool | None = None
+) -> Split:
     """Read an R2R-format JSON file into a `Split`, one episode per instruction.
 
     `has_reference` defaults to False for a split named "test", True otherwise.
