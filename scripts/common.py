@@ -1,0 +1,41 @@
+"""Helpers shared by the command-line programs: logging and the data-folder flag."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from connectivity import DATA_DIR_ENV, ClipnavError, default_data_dir
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Send log records of all clipnav packages to stderr, with a time stamp."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --data-dir and --verbose."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"folder holding connectivity/ and R2R/ (default: ${DATA_DIR_ENV}, else {default_data_dir()})",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log debug messages")
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run `main`, turning clipnav's input errors into one clear message and exit code 2."""
+    try:
+        return main(argv)
+    except ClipnavError as error:
+        logging.getLogger("clipnav").error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
