@@ -209,19 +209,34 @@ class BatchSimulator:
         viewpoints: Sequence[str],
         headings: Sequence[float] | np.ndarray,
         elevations: Sequence[float] | np.ndarray,
+        slots: Sequence[int] | np.ndarray | None = None,
     ) -> None:
-        """Start one episode per entry; the batch size becomes `len(scans)`."""
+        """Start one episode per entry.
+
+        Without `slots` the batch is replaced and its size becomes `len(scans)`; with
+        `slots`, only those episodes of the current batch restart.
+        """
         if not len(scans) == len(viewpoints) == len(headings) == len(elevations):
             raise ValueError(
                 "new_episodes expected equally long scans, viewpoints, headings and elevations, "
                 f"got {len(scans)}, {len(viewpoints)}, {len(headings)}, {len(elevations)}"
             )
-        self.viewpoint = np.array(
+        viewpoint = np.array(
             [self.tables.global_index(s, v) for s, v in zip(scans, viewpoints)], dtype=np.int64
         )
-        self.heading_step = snap_heading_step(np.asarray(headings, dtype=np.float64))
-        self.elevation_row = snap_elevation_row(np.asarray(elevations, dtype=np.float64))
-        self.step = np.zeros(len(scans), dtype=np.int64)
+        heading_step = snap_heading_step(np.asarray(headings, dtype=np.float64))
+        elevation_row = snap_elevation_row(np.asarray(elevations, dtype=np.float64))
+        if slots is None:
+            self.viewpoint, self.heading_step, self.elevation_row = viewpoint, heading_step, elevation_row
+            self.step = np.zeros(len(scans), dtype=np.int64)
+            return
+        slots = np.asarray(slots, dtype=np.int64)
+        if len(slots) != len(scans):
+            raise ValueError(f"expected one slot per episode ({len(scans)}), got {len(slots)}")
+        self.viewpoint[slots] = viewpoint
+        self.heading_step[slots] = heading_step
+        self.elevation_row[slots] = elevation_row
+        self.step[slots] = 0
 
     def make_actions(
         self,
@@ -250,29 +265,37 @@ class BatchSimulator:
         self.elevation_row = np.clip(self.elevation_row + np.sign(elevation).astype(np.int64), 0, 2)
         self.step = self.step + 1
 
-    def make_candidate_actions(self, candidate: np.ndarray | Sequence[int]) -> None:
-        """Move every episode to one of its panoramic candidates.
+    def make_candidate_actions(
+        self, candidate: np.ndarray | Sequence[int], moving: np.ndarray | None = None
+    ) -> None:
+        """Move episodes to one of their panoramic candidates.
 
         Equivalent to the simulator actions that EnvDrop-style agents issue: turn to the
-        candidate's view, then move to it in that view. The episode ends at the candidate
-        with the heading and elevation of that view. `step` grows by one.
+        candidate's view, then move to it in that view. An episode ends at the candidate
+        with the heading and elevation of that view, and its `step` grows by one. Where
+        the bool array `moving` is False, the episode stays as it is and its entry of
+        `candidate` is ignored.
         """
         candidate = np.asarray(candidate, dtype=np.int64)
         self._check_batch(len(candidate))
+        if moving is None:
+            moving = np.ones(len(candidate), dtype=bool)
         table = self.tables.candidates
-        counts = table.count[self.viewpoint]
-        invalid = (candidate < 0) | (candidate >= counts)
+        here = self.viewpoint[moving]
+        chosen = candidate[moving]
+        counts = table.count[here]
+        invalid = (chosen < 0) | (chosen >= counts)
         if invalid.any():
-            i = int(np.flatnonzero(invalid)[0])
+            i = int(np.flatnonzero(moving)[np.flatnonzero(invalid)[0]])
             raise InvalidActionError(
-                f"episode {i}: candidate index must be in [0, {counts[i]}), got {candidate[i]} "
-                f"(viewpoint {self.tables.viewpoint_ids[self.viewpoint[i]]})"
+                f"episode {i}: candidate index must be in [0, {table.count[self.viewpoint[i]]}), "
+                f"got {candidate[i]} (viewpoint {self.tables.viewpoint_ids[self.viewpoint[i]]})"
             )
-        view = table.view_index[self.viewpoint, candidate]
-        self.viewpoint = table.target[self.viewpoint, candidate].astype(np.int64)
-        self.heading_step = (view % HEADING_COUNT).astype(np.int64)
-        self.elevation_row = (view // HEADING_COUNT).astype(np.int64)
-        self.step = self.step + 1
+        view = table.view_index[here, chosen]
+        self.viewpoint[moving] = table.target[here, chosen]
+        self.heading_step[moving] = view % HEADING_COUNT
+        self.elevation_row[moving] = view // HEADING_COUNT
+        self.step[moving] += 1
 
     def _check_batch(self, size: int) -> None:
         if self.batch_size == 0:

@@ -20,13 +20,12 @@ class NoVisualFeatures(FeatureStore):
             raise ValueError(f"feature dimension must be at least 1, got {dim}")
         self.dim = dim
         self.metadata = {"format": "none", "encoder": "none (zeros)", "dim": dim}
-        self._zeros = np.zeros((1, VIEWS_PER_VIEWPOINT, dim), dtype=np.float32)
 
     def lookup(self, scan: str, viewpoint: str) -> int:
         return 0
 
     def read_rows(self, rows: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self._zeros, (len(rows), VIEWS_PER_VIEWPOINT, self.dim))
+        return np.zeros((len(rows), VIEWS_PER_VIEWPOINT, self.dim), dtype=np.float32)
 
     def keys(self) -> Iterable[tuple[str, str]]:
         return ()

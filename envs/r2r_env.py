@@ -1,0 +1,332 @@
+"""Gymnasium environments for R2R: one episode (`R2REnv`) or a native batch (`R2RVectorEnv`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from envs.episodes import Episode
+from envs.features import VIEWS_PER_VIEWPOINT
+from envs.navigation import NavigationBatch
+from envs.world import EnvSettings, NavigationWorld
+
+SETTING_NAMES = frozenset(f.name for f in fields(EnvSettings))
+
+
+def _world(world: NavigationWorld | None, settings: dict[str, Any]) -> NavigationWorld:
+    unknown = set(settings) - SETTING_NAMES
+    if unknown:
+        raise TypeError(
+            f"unknown environment settings {sorted(unknown)}; known: {', '.join(sorted(SETTING_NAMES))}"
+        )
+    if world is not None:
+        if settings:
+            raise TypeError("pass either world= or settings, not both: the world carries its settings")
+        return world
+    return NavigationWorld.from_settings(EnvSettings(**settings))
+
+
+def observation_space(world: NavigationWorld) -> spaces.Dict:
+    """The observation space of one episode."""
+    settings = world.settings
+    length = settings.max_instruction_length
+    dim = world.features.dim
+    slots = settings.max_candidates
+    angle = settings.angle_feature_size
+    return spaces.Dict(
+        {
+            "instruction": spaces.Box(0, len(world.encoder.vocabulary) - 1, (length,), np.int64),
+            "instruction_mask": spaces.MultiBinary(length),
+            "heading": spaces.Box(0.0, 2 * math.pi, (1,), np.float32),
+            "elevation": spaces.Box(-math.pi / 2, math.pi / 2, (1,), np.float32),
+            "view_features": spaces.Box(-np.inf, np.inf, (VIEWS_PER_VIEWPOINT, dim), np.float32),
+            "view_angles": spaces.Box(-1.0, 1.0, (VIEWS_PER_VIEWPOINT, angle), np.float32),
+            "candidate_features": spaces.Box(-np.inf, np.inf, (slots, dim), np.float32),
+            "candidate_angles": spaces.Box(-1.0, 1.0, (slots, angle), np.float32),
+            "candidate_mask": spaces.MultiBinary(slots),
+        }
+    )
+
+
+class EpisodeSampler:
+    """Draws episodes of a split in shuffled epochs, from the environment's random generator."""
+
+    def __init__(self) -> None:
+        self._order: dict[str, np.ndarray] = {}
+        self._cursor: dict[str, int] = {}
+
+    def draw(self, world: NavigationWorld, split: str, count: int, rng: np.random.Generator) -> list[Episode]:
+        episodes = world.split(split).episodes
+        drawn = []
+        for _ in range(count):
+            cursor = self._cursor.get(split, len(episodes))
+            if cursor >= len(episodes):
+                self._order[split] = rng.permutation(len(episodes))
+                cursor = 0
+            drawn.append(episodes[self._order[split][cursor]])
+            self._cursor[split] = cursor + 1
+        return drawn
+
+    def reset(self) -> None:
+        self._order.clear()
+        self._cursor.clear()
+
+
+def _episode_metrics(world: NavigationWorld, episode: Episode, trajectory: list) -> dict[str, float]:
+    graph = world.connectivity[episode.scan]
+    final = trajectory[-1][0]
+    error = graph.distance(final, episode.goal)
+    return {"ne": error, "sr": float(error < world.settings.success_distance)}
+
+
+def _named_episodes(world: NavigationWorld, split: str, instr_ids: Sequence[str]) -> list[Episode]:
+    return [world.episode(split, instr_id) for instr_id in instr_ids]
+
+
+class R2REnv(gym.Env):
+    """Follow one R2R instruction through a Matterport3D house, moving between viewpoints.
+
+    ## Description
+    The agent starts at the episode's first viewpoint, at its heading, looking level. Each
+    step it moves to one of the panoramic candidates (navigable neighbours, each seen in
+    the view where it is closest to the centre) or stops. States are those of the
+    Matterport3D Simulator in discretized mode.
+
+    ## Action space
+    `Discrete(max_candidates + 1)`: action k < max_candidates moves to candidate k (valid
+    where `candidate_mask[k]` is 1); action `max_candidates` is STOP (`env.stop_action`).
+    `info["action_mask"]` marks the valid actions. An invalid action leaves the agent in
+    place with reward 0 and `info["invalid_action"]` True; `invalid_actions="raise"`
+    makes it raise `InvalidActionError` instead.
+
+    ## Observation space
+    | key                  | shape                  | meaning                                         |
+    |----------------------|------------------------|-------------------------------------------------|
+    | `instruction`        | [L] int64              | token ids: <bos> words <eos> <pad>...           |
+    | `instruction_mask`   | [L] int8               | 1 on tokens, 0 on padding                       |
+    | `heading`            | [1] float32            | radians in [0, 2 pi), 0 along +y, right positive |
+    | `elevation`          | [1] float32            | radians, positive up                            |
+    | `view_features`      | [36, D] float32        | features of the 36 views, by view index         |
+    | `view_angles`        | [36, A] float32        | angle features of the views, relative to heading |
+    | `candidate_features` | [max_candidates, D]    | feature of the view each candidate is seen in   |
+    | `candidate_angles`   | [max_candidates, A]    | sin/cos of relative heading and elevation        |
+    | `candidate_mask`     | [max_candidates] int8  | 1 on real candidates                            |
+
+    An angle feature is (sin h, cos h, sin e, cos e) repeated A / 4 times, with h the
+    heading relative to the agent (wrapped to [-pi, pi)) and e the absolute elevation.
+
+    ## Rewards
+    Moving: the decrease of the shortest-path distance to the goal, in metres. STOP:
+    `success_reward` (2) within `success_distance` (3 m) of the goal, else its negative.
+    Episodes without a reference path (the test split) give 0.
+
+    ## Starting state
+    `reset(seed=..., options={"split": ..., "instr_id": ...})` starts the named episode;
+    without an instr_id, an episode of the split drawn in shuffled epochs.
+
+    ## Episode end
+    Terminated on STOP; truncated by the registration's `max_episode_steps` (35).
+    `info` carries `instr_id` and `trajectory` ([viewpoint, heading, elevation] per
+    visited state) at every step, and `metrics` (NE, SR, OSR, SPL, TL, nDTW, SDTW, CLS)
+    at the step that ends the episode, when the episode has a reference path.
+
+    ## Arguments
+    `world`: a shared `NavigationWorld`; otherwise any `EnvSettings` field as a keyword
+    (`data_dir`, `split`, `features`, `max_candidates`, ...).
+
+    ## Version history
+    - v0: first version.
+
+    >>> import gymnasium as gym, envs
+    >>> env = gym.make("clipnav/R2R-v0", data_dir=demo_dir)  # doctest: +SKIP
+    >>> observation, info = env.reset(seed=0)  # doctest: +SKIP
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self, world: NavigationWorld | None = None, invalid_actions: str = "ignore", **settings: Any
+    ):
+        self.world = _world(world, settings)
+        self.batch = NavigationBatch(self.world, 1, invalid_actions)
+        self.stop_action = self.batch.stop_action
+        self.observation_space = observation_space(self.world)
+        self.action_space = spaces.Discrete(self.batch.max_candidates + 1)
+        self.split = self.world.settings.split
+        self._sampler = EpisodeSampler()
+        self._steps = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._sampler.reset()
+        options = options or {}
+        split = options.get("split", self.split)
+        if "instr_id" in options:
+            episode = self.world.episode(split, options["instr_id"])
+        else:
+            episode = self._sampler.draw(self.world, split, 1, self.np_random)[0]
+        self.batch.start([0], [episode])
+        self._steps = 0
+        info = self.batch.episode_info(0)
+        info["action_mask"] = self.batch.action_masks()[0]
+        return self._observation(), info
+
+    def step(self, action: int):
+        reward, stopped, invalid = self.batch.step(np.array([action]))
+        self._steps += 1
+
+        terminated = bool(stopped[0])
+        limit = self.spec.max_episode_steps if self.spec is not None else None
+        ending = terminated or (limit is not None and self._steps >= limit)
+
+        info = self.batch.episode_info(0)
+        info["action_mask"] = self.batch.action_masks()[0]
+        info["invalid_action"] = bool(invalid[0])
+        if ending and self.batch.episodes[0].has_reference:
+            info["metrics"] = _episode_metrics(self.world, self.batch.episodes[0], info["trajectory"])
+        return self._observation(), float(reward[0]), terminated, False, info
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {key: value[0] for key, value in self.batch.observe().items()}
+
+    def teacher_action(self) -> int:
+        """The shortest-path teacher's action: the candidate on the path to the goal, or STOP."""
+        return int(self.batch.teacher_actions()[0])
+
+    @property
+    def episode(self) -> Episode | None:
+        return self.batch.episodes[0]
+
+
+class R2RVectorEnv(VectorEnv):
+    """`num_envs` R2R episodes stepped together with NumPy; see `R2REnv` for the task.
+
+    Follows the `gymnasium.vector` API. `autoreset_mode` NEXT_STEP (the default) restarts
+    an ended episode on the next `step`, ignoring its action there. DISABLED keeps ended
+    episodes ended (their actions ignored, reward 0) until `reset(options={"reset_mask":
+    mask})`, the loop of agents that run a batch of episodes to the end.
+
+    `reset` options: `split`; `instr_ids` (one per environment, or one per True entry of
+    `reset_mask`); `reset_mask`. Infos carry `instr_id` for all environments, and
+    `trajectory` and `metrics` (masked by `_trajectory`, `_metrics`) where an episode ended.
+    """
+
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        world: NavigationWorld | None = None,
+        max_episode_steps: int | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        invalid_actions: str = "ignore",
+        **settings: Any,
+    ):
+        self.world = _world(world, settings)
+        self.num_envs = num_envs
+        self.batch = NavigationBatch(self.world, num_envs, invalid_actions)
+        self.stop_action = self.batch.stop_action
+        self.max_episode_steps = max_episode_steps
+        self.autoreset_mode = AutoresetMode(autoreset_mode)
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            raise ValueError("R2RVectorEnv supports autoreset modes NEXT_STEP and DISABLED, not SAME_STEP")
+        self.metadata = {"autoreset_mode": self.autoreset_mode}
+        self.single_observation_space = observation_space(self.world)
+        self.single_action_space = spaces.Discrete(self.batch.max_candidates + 1)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.split = self.world.settings.split
+        self._sampler = EpisodeSampler()
+        self._steps = np.zeros(num_envs, dtype=np.int64)
+        self._restart = np.zeros(num_envs, dtype=bool)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
+            self._sampler.reset()
+        options = options or {}
+        split = options.get("split", self.split)
+        mask = np.asarray(options.get("reset_mask", np.ones(self.num_envs, dtype=bool)), dtype=bool)
+        slots = np.flatnonzero(mask)
+        if "instr_ids" in options:
+            instr_ids = list(options["instr_ids"])
+            if len(instr_ids) != len(slots):
+                raise ValueError(
+                    f"reset expected {len(slots)} instr_ids (one per environment being reset), "
+                    f"got {len(instr_ids)}"
+                )
+            episodes = _named_episodes(self.world, split, instr_ids)
+        else:
+            episodes = self._sampler.draw(self.world, split, len(slots), self.np_random)
+        if len(slots):
+            self.batch.start(slots, episodes)
+        self._steps[slots] = 0
+        self._restart[slots] = False
+        return self.batch.observe(), self._infos()
+
+    def step(self, actions: np.ndarray):
+        actions = np.asarray(actions, dtype=np.int64)
+        restart = np.flatnonzero(self._restart)
+        acting = np.where(self._restart, self.stop_action, actions)
+        was_ended = self.batch.ended.copy()
+
+        reward, stopped, invalid = self.batch.step(np.where(was_ended, self.stop_action, acting))
+        self._steps[~was_ended] += 1
+
+        terminated = stopped & ~was_ended
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        if self.max_episode_steps is not None:
+            truncated = ~was_ended & ~terminated & (self._steps >= self.max_episode_steps)
+            self.batch.ended |= truncated
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            if len(restart):
+                episodes = self._sampler.draw(self.world, self.split, len(restart), self.np_random)
+                self.batch.start(restart, episodes)
+                self._steps[restart] = 0
+                reward[restart] = 0.0
+            self._restart = terminated | truncated
+
+        infos = self._infos(np.flatnonzero(terminated | truncated))
+        infos["invalid_action"], infos["_invalid_action"] = invalid, invalid.copy()
+        return self.batch.observe(), reward, terminated, truncated, infos
+
+    def _infos(self, ended: np.ndarray | Sequence[int] = ()) -> dict[str, Any]:
+        instr_ids = np.array([e.instr_id if e is not None else "" for e in self.batch.episodes], dtype=object)
+        everywhere = np.ones(self.num_envs, dtype=bool)
+        infos: dict[str, Any] = {
+            "instr_id": instr_ids,
+            "_instr_id": everywhere,
+            "action_mask": self.batch.action_masks(),
+            "_action_mask": everywhere.copy(),
+        }
+        if len(ended):
+            trajectories = np.full(self.num_envs, None, dtype=object)
+            metrics = np.full(self.num_envs, None, dtype=object)
+            has_metrics = np.zeros(self.num_envs, dtype=bool)
+            for slot in ended:
+                episode = self.batch.episodes[slot]
+                trajectories[slot] = list(self.batch.trajectories[slot])
+                if episode.has_reference:
+                    metrics[slot] = _episode_metrics(self.world, episode, trajectories[slot])
+                    has_metrics[slot] = True
+            mask = np.zeros(self.num_envs, dtype=bool)
+            mask[list(ended)] = True
+            infos.update(trajectory=trajectories, _trajectory=mask, metrics=metrics, _metrics=has_metrics)
+        return infos
+
+    def teacher_actions(self) -> np.ndarray:
+        """The shortest-path teacher's action for every environment (STOP where ended)."""
+        return self.batch.teacher_actions()
+
+    @property
+    def episodes(self) -> list[Episode | None]:
+        return self.batch.episodes

@@ -1,0 +1,135 @@
+"""Everything the navigation environments share: graphs, simulator tables, features, episodes.
+
+One `NavigationWorld` serves any number of environments, so a vectorized environment or
+many single environments read the graphs, the feature file and the splits once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from connectivity import Connectivity, connectivity_dir, resolve_data_dir
+from envs.episodes import Episode, Split
+from envs.features import FeatureStore, MissingViewpointError, open_feature_store
+from envs.navigable import CameraSettings
+from envs.r2r import load_r2r_split
+from envs.simulator import SceneTables
+from envs.tokenizer import InstructionEncoder, Vocabulary, build_vocabulary
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """Settings of the R2R navigation environments; defaults follow EnvDrop and CLIP-ViL."""
+
+    data_dir: str | None = None
+    """Folder holding connectivity/ and R2R/ (default: $CLIPNAV_DATA_DIR, else ../shared/data)."""
+    split: str = "train"
+    """Split whose episodes reset() draws when no instr_id is given."""
+    features: str = "none"
+    """View-feature file, or "none" for zeros (angle features only)."""
+    feature_dim: int = 512
+    """Feature dimension of the "none" store; files carry their own."""
+    vocabulary: str | None = None
+    """Vocabulary file; None builds one from the training split."""
+    min_word_count: int = 5
+    """Words seen fewer times in the training split map to <unk> when the vocabulary is built."""
+    max_instruction_length: int = 80
+    """Instruction tokens kept, <bos> and <eos> included."""
+    max_candidates: int = 16
+    """Candidate slots in observations; the real graphs have at most 13 candidates."""
+    angle_feature_size: int = 128
+    """Length of an angle feature: (sin, cos) of heading and elevation repeated size / 4 times."""
+    success_distance: float = 3.0
+    """Metres from the goal within which stopping counts as success."""
+    success_reward: float = 2.0
+    """Reward for stopping within success_distance; its negative for stopping elsewhere."""
+
+
+def angle_features(heading: np.ndarray, elevation: np.ndarray, size: int) -> np.ndarray:
+    """[sin h, cos h, sin e, cos e] repeated size / 4 times: float32 [..., size]."""
+    if size % 4:
+        raise ValueError(f"angle_feature_size must be a multiple of 4, got {size}")
+    base = np.stack([np.sin(heading), np.cos(heading), np.sin(elevation), np.cos(elevation)], axis=-1).astype(
+        np.float32
+    )
+    return np.tile(base, size // 4)
+
+
+@dataclass
+class NavigationWorld:
+    """Shared resources of the navigation environments."""
+
+    settings: EnvSettings
+    data_dir: Path
+    connectivity: Connectivity
+    tables: SceneTables
+    features: FeatureStore
+    encoder: InstructionEncoder
+    _splits: dict[str, Split] = field(default_factory=dict)
+    _feature_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @classmethod
+    def from_settings(cls, settings: EnvSettings, camera: CameraSettings | None = None) -> NavigationWorld:
+        """Open the data folder, the feature store and the vocabulary named by `settings`."""
+        data_dir = resolve_data_dir(settings.data_dir)
+        connectivity = Connectivity(connectivity_dir(data_dir))
+        tables = SceneTables(connectivity, camera or CameraSettings())
+        features = open_feature_store(settings.features, settings.feature_dim)
+        splits: dict[str, Split] = {}
+        if settings.vocabulary:
+            vocabulary = Vocabulary.load(settings.vocabulary)
+        else:
+            splits["train"] = load_r2r_split("train", data_dir)
+            vocabulary = build_vocabulary(
+                (e.instruction for e in splits["train"]), min_count=settings.min_word_count
+            )
+            logger.info("built a vocabulary of %d tokens from the training split", len(vocabulary))
+        encoder = InstructionEncoder(vocabulary, settings.max_instruction_length)
+        return cls(settings, data_dir, connectivity, tables, features, encoder, splits)
+
+    def split(self, name: str) -> Split:
+        """Return the named R2R split, reading it on first use."""
+        if name not in self._splits:
+            self._splits[name] = load_r2r_split(name, self.data_dir)
+        return self._splits[name]
+
+    def add_split(self, split: Split) -> None:
+        """Make an in-memory split (augmented or generated episodes) available by name."""
+        self._splits[split.name] = split
+
+    def prepare_scan(self, scan: str) -> int:
+        """Compute the simulator tables of a scan; return its global viewpoint offset."""
+        return self.tables.add_scan(scan)
+
+    def feature_rows(self, viewpoints: np.ndarray) -> np.ndarray:
+        """Feature-store rows of global viewpoint indices; raise for viewpoints without features."""
+        if len(self._feature_rows) < len(self.tables.viewpoint_ids):
+            self._extend_feature_rows()
+        rows = self._feature_rows[viewpoints]
+        if (rows < 0).any():
+            missing = int(viewpoints[np.flatnonzero(rows < 0)[0]])
+            # The store's own error names the file, the scan, the viewpoint and the fix.
+            self.features.lookup(self.tables.scan_name(missing), self.tables.viewpoint_ids[missing])
+        return rows
+
+    def _extend_feature_rows(self) -> None:
+        known = len(self._feature_rows)
+        rows = np.full(len(self.tables.viewpoint_ids) - known, -1, dtype=np.int64)
+        for position, global_index in enumerate(range(known, len(self.tables.viewpoint_ids))):
+            if not self.tables.included[global_index]:
+                continue
+            scan = self.tables.scan_name(global_index)
+            # A viewpoint without features fails only if an episode reaches it.
+            with contextlib.suppress(MissingViewpointError):
+                rows[position] = self.features.lookup(scan, self.tables.viewpoint_ids[global_index])
+        self._feature_rows = np.concatenate([self._feature_rows, rows])
+
+    def episode(self, split: str, instr_id: str) -> Episode:
+        return self.split(split)[instr_id]
