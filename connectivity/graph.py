@@ -76,7 +76,10 @@ class ScanGraph:
     @cached_property
     def _shortest_paths(self) -> tuple[np.ndarray, np.ndarray]:
         # Dijkstra from every viewpoint. Like the R2R scorer's undirected networkx graph, an
-        # edge counts if either direction is unobstructed. A predecessor is replaced only by
+        # edge counts if either direction is unobstructed.
+        # NOTE: the simulator moves only along a row's own unobstructed flags, so in a file
+        # with one-way flags a shortest path could take a step the agent cannot. The 90
+        # Matterport3D graphs are symmetric. A predecessor is replaced only by
         # a strictly shorter route, so ties resolve the same way on every run and machine.
         rows, cols = np.nonzero(self.adjacency)
         weights = self.edge_lengths[rows, cols]

@@ -51,20 +51,20 @@ def parse_scan_graph(scan: str, entries: object, source: Path | None = None) -> 
     unobstructed = np.empty((count, count), dtype=bool)
     heights = np.full(count, np.nan)
     for i, entry in enumerate(entries):
-        try:
-            viewpoint_ids.append(str(entry["image_id"]))
-            poses[i] = entry["pose"]
-            included[i] = bool(entry["included"])
-            unobstructed[i] = entry["unobstructed"]
-            if "height" in entry:
-                heights[i] = float(entry["height"])
-        except (KeyError, TypeError, ValueError) as error:
+        problem = _entry_problem(entry, count)
+        if problem:
             viewpoint = entry.get("image_id", "?") if isinstance(entry, dict) else "?"
             raise ConnectivityFormatError(
-                f"{where}: entry {i} (viewpoint {viewpoint}) is malformed: {error!r}; each "
-                "entry needs image_id, a 16-number pose, included and one unobstructed "
-                f"flag per viewpoint ({count})"
-            ) from None
+                f"{where}: entry {i} (viewpoint {viewpoint}) is malformed: {problem}; each entry needs "
+                f"image_id, a 16-number pose, a true/false included and {count} true/false "
+                "unobstructed flags, one per viewpoint of the file"
+            )
+        viewpoint_ids.append(entry["image_id"])
+        poses[i] = entry["pose"]
+        included[i] = entry["included"]
+        unobstructed[i] = entry["unobstructed"]
+        if "height" in entry:
+            heights[i] = entry["height"]
 
     if len(set(viewpoint_ids)) != count:
         raise ConnectivityFormatError(f"{where}: viewpoint ids are not unique")
@@ -77,6 +77,34 @@ def parse_scan_graph(scan: str, entries: object, source: Path | None = None) -> 
         heights=heights,
         source=source,
     )
+
+
+def _entry_problem(entry: object, count: int) -> str | None:
+    """Describe what is wrong with one viewpoint entry of a connectivity file, or return None."""
+    if not isinstance(entry, dict):
+        return f"expected an object, got {type(entry).__name__}"
+    for key in ("image_id", "pose", "included", "unobstructed"):
+        if key not in entry:
+            return f"missing {key!r}"
+    if not isinstance(entry["image_id"], str) or not entry["image_id"]:
+        return f"image_id must be a non-empty string, got {entry['image_id']!r}"
+    pose = entry["pose"]
+    if not isinstance(pose, list) or len(pose) != 16:
+        return f"pose must be a list of 16 numbers, got {pose!r:.80}"
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in pose):
+        return "pose must hold numbers only"
+    if not isinstance(entry["included"], bool):
+        return f"included must be true or false, got {entry['included']!r}"
+    flags = entry["unobstructed"]
+    if not isinstance(flags, list) or len(flags) != count:
+        length = len(flags) if isinstance(flags, list) else type(flags).__name__
+        return f"unobstructed must hold {count} flags, got {length}"
+    if not all(isinstance(flag, bool) for flag in flags):
+        return "unobstructed must hold true/false flags only"
+    height = entry.get("height", 0.0)
+    if not isinstance(height, (int, float)) or isinstance(height, bool):
+        return f"height must be a number of metres, got {height!r}"
+    return None
 
 
 def load_scan_graph(connectivity_dir: str | os.PathLike[str], scan: str) -> ScanGraph:

@@ -135,4 +135,6 @@ def candidate_table(navigable: NavigableTable) -> CandidateTable:
 
 def wrap_angle(angle: np.ndarray) -> np.ndarray:
     """Wrap angles in radians into [-pi, pi)."""
-    return np.mod(np.asarray(angle) + math.pi, 2.0 * math.pi) - math.pi
+    wrapped = np.mod(np.asarray(angle) + math.pi, 2.0 * math.pi) - math.pi
+    # np.mod rounds a tiny negative argument up to exactly 2 pi, which lands on +pi.
+    return np.where(wrapped >= math.pi, wrapped - 2.0 * math.pi, wrapped)

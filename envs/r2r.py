@@ -56,14 +56,14 @@ def read_r2r_file(
         try:
             path_id = int(item["path_id"])
             scan = str(item["scan"])
-            viewpoints = tuple(str(v) for v in item["path"])
+            viewpoints = _strings(item["path"], "path")
             heading = float(item["heading"])
-            instructions = list(item["instructions"])
+            instructions = _strings(item["instructions"], "instructions")
         except (KeyError, TypeError, ValueError) as error:
             path_id = item.get("path_id", "?") if isinstance(item, dict) else "?"
             raise DatasetFormatError(
-                f"{path}: entry {position} (path_id {path_id}) is malformed: {error!r}; each entry "
-                "needs path_id, scan, path, heading and instructions"
+                f"{path}: entry {position} (path_id {path_id}) is malformed: {error}; each entry "
+                "needs path_id, scan, path (a list of viewpoint ids), heading and instructions (a list)"
             ) from None
         if not viewpoints:
             raise DatasetFormatError(f"{path}: path_id {path_id} has an empty path")
@@ -75,11 +75,17 @@ def read_r2r_file(
                     path_id=path_id,
                     path=viewpoints,
                     heading=heading,
-                    instruction=str(instruction),
+                    instruction=instruction,
                     has_reference=has_reference,
                 )
             )
     return Split(name, episodes, source=path)
+
+
+def _strings(value: object, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{field} must be a list of strings, got {value!r:.60}")
+    return tuple(value)
 
 
 def load_r2r_split(split: str, data_dir: str | os.PathLike[str] | None = None) -> Split:

@@ -69,8 +69,11 @@ def snap_heading_step(heading: np.ndarray) -> np.ndarray:
     """Return the 30 degree heading step (0..11) that the simulator snaps `heading` to."""
     wrapped = np.fmod(heading, 2.0 * math.pi)
     wrapped = np.where(wrapped < 0.0, wrapped + 2.0 * math.pi, wrapped)
-    # C's lround rounds halves away from zero; np.round would round them to even.
-    step = np.floor(wrapped / HEADING_INCREMENT + 0.5).astype(np.int64)
+    # C's lround rounds halves away from zero; np.round would round them to even, and
+    # floor(x + 0.5) rounds 0.49999999999999994 up. x - trunc(x) is exact for x >= 0.
+    ratio = wrapped / HEADING_INCREMENT
+    whole = np.trunc(ratio)
+    step = (whole + (ratio - whole >= 0.5)).astype(np.int64)
     return np.where(step == HEADING_COUNT, 0, step)
 
 
@@ -233,6 +236,10 @@ class BatchSimulator:
         slots = np.asarray(slots, dtype=np.int64)
         if len(slots) != len(scans):
             raise ValueError(f"expected one slot per episode ({len(scans)}), got {len(slots)}")
+        if ((slots < 0) | (slots >= self.batch_size)).any() or len(set(slots.tolist())) != len(slots):
+            raise ValueError(
+                f"slots must be distinct episode positions in [0, {self.batch_size}), got {slots.tolist()}"
+            )
         self.viewpoint[slots] = viewpoint
         self.heading_step[slots] = heading_step
         self.elevation_row[slots] = elevation_row
@@ -246,7 +253,14 @@ class BatchSimulator:
     ) -> None:
         """Move every episode to `navigable_locations[index]`, then turn by the angles' signs."""
         index = np.asarray(index, dtype=np.int64)
+        heading = np.asarray(heading, dtype=np.float64)
+        elevation = np.asarray(elevation, dtype=np.float64)
         self._check_batch(len(index))
+        if heading.shape != index.shape or elevation.shape != index.shape:
+            raise InvalidActionError(
+                f"expected index, heading and elevation of shape {index.shape}, got "
+                f"{heading.shape} and {elevation.shape}"
+            )
         key = self.state_key
         navigable = self.tables.navigable
         counts = navigable.count[key]
@@ -280,6 +294,9 @@ class BatchSimulator:
         self._check_batch(len(candidate))
         if moving is None:
             moving = np.ones(len(candidate), dtype=bool)
+        moving = np.asarray(moving, dtype=bool)
+        if moving.shape != candidate.shape:
+            raise InvalidActionError(f"expected a moving mask of shape {candidate.shape}, got {moving.shape}")
         table = self.tables.candidates
         here = self.viewpoint[moving]
         chosen = candidate[moving]

@@ -68,7 +68,12 @@ class Vocabulary:
         path = Path(path)
         if not path.is_file():
             raise DataNotFoundError(f"vocabulary file {path} not found; build one with build_vocabulary")
-        tokens = path.read_text(encoding="utf-8").splitlines()
+        # Split at newlines only: str.splitlines would also split at separators such as
+        # U+001C, which can be punctuation tokens of their own.
+        # Tokens never hold whitespace, so a trailing carriage return is a line ending.
+        tokens = [line.removesuffix("\r") for line in path.read_text(encoding="utf-8").split("\n")]
+        if tokens and tokens[-1] == "":
+            tokens.pop()
         if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
             raise VocabularyFormatError(
                 f"{path}: expected the first lines to be {', '.join(SPECIAL_TOKENS)}, "
@@ -79,6 +84,10 @@ class Vocabulary:
 
 def build_vocabulary(texts: Iterable[str], min_count: int = 5, max_size: int | None = None) -> Vocabulary:
     """Collect the words seen at least `min_count` times, most frequent first (ties alphabetical)."""
+    if max_size is not None and max_size < len(SPECIAL_TOKENS):
+        raise ValueError(
+            f"max_size must leave room for the {len(SPECIAL_TOKENS)} special tokens, got {max_size}"
+        )
     counts = Counter(token for text in texts for token in tokenize(text))
     words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
     if max_size is not None:
@@ -113,6 +122,8 @@ class InstructionEncoder:
         """Return the words of an id sequence, without special tokens, joined by spaces."""
         words = []
         for i in ids:
+            if not 0 <= i < len(self.vocabulary):
+                raise ValueError(f"token id {i} is outside the vocabulary [0, {len(self.vocabulary)})")
             if i == Vocabulary.eos_id:
                 break
             if i not in (Vocabulary.pad_id, Vocabulary.bos_id):

@@ -12,6 +12,7 @@ from envs.features.base import (
     FeatureStore,
     MissingViewpointError,
 )
+from envs.features.memory import InMemoryFeatureStore
 from envs.features.tsv import TsvFeatureStore, encode_tsv_line, write_tsv_features
 from envs.features.zeros import NoVisualFeatures
 
@@ -33,6 +34,7 @@ __all__ = [
     "VIEWS_PER_VIEWPOINT",
     "FeatureFormatError",
     "FeatureStore",
+    "InMemoryFeatureStore",
     "MissingViewpointError",
     "NoVisualFeatures",
     "TsvFeatureStore",

@@ -17,12 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from connectivity.errors import DataNotFoundError
-from envs.features.base import (
-    VIEWS_PER_VIEWPOINT,
-    FeatureFormatError,
-    FeatureStore,
-    MissingViewpointError,
-)
+from envs.features.base import VIEWS_PER_VIEWPOINT, FeatureFormatError
+from envs.features.memory import InMemoryFeatureStore
 from envs.io import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -30,7 +26,7 @@ logger = logging.getLogger(__name__)
 TSV_FIELDS = ("scanId", "viewpointId", "image_w", "image_h", "vfov", "features")
 
 
-class TsvFeatureStore(FeatureStore):
+class TsvFeatureStore(InMemoryFeatureStore):
     """All features of a TSV file decoded into one in-memory float32 array [viewpoints, 36, D]."""
 
     def __init__(self, path: str | os.PathLike[str], dim: int | None = None):
@@ -40,50 +36,42 @@ class TsvFeatureStore(FeatureStore):
         keys: list[tuple[str, str]] = []
         arrays: list[np.ndarray] = []
         camera: tuple[int, int, float] | None = None
-        with self.path.open("r", encoding="ascii", newline="") as lines:
-            for line_number, line in enumerate(lines, 1):
+        first_line: dict[tuple[str, str], int] = {}
+        with self.path.open("rb") as lines:
+            for line_number, raw in enumerate(lines, 1):
+                try:
+                    line = raw.decode("ascii")
+                except UnicodeDecodeError as error:
+                    raise FeatureFormatError(
+                        f"{self.path}, line {line_number}: non-ASCII byte at column {error.start + 1}; "
+                        "TSV feature files hold ASCII text only"
+                    ) from None
                 if not line.strip():
                     continue
                 scan, viewpoint, image_w, image_h, vfov, features = _split_line(self.path, line_number, line)
+                if (scan, viewpoint) in first_line:
+                    raise FeatureFormatError(
+                        f"{self.path}, line {line_number}: scan {scan!r}, viewpoint {viewpoint!r} already "
+                        f"appeared on line {first_line[(scan, viewpoint)]}; keep one line per viewpoint"
+                    )
+                first_line[(scan, viewpoint)] = line_number
+                line_camera = _parse_camera(self.path, line_number, image_w, image_h, vfov)
                 array = _decode(self.path, line_number, features, dim)
                 dim = array.shape[1]
-                camera = camera or (int(image_w), int(image_h), float(vfov))
+                if camera is not None and line_camera != camera:
+                    raise FeatureFormatError(
+                        f"{self.path}, line {line_number}: image_w, image_h, vfov {line_camera} differ from "
+                        f"{camera} on the first line; one file must hold views of one camera"
+                    )
+                camera = camera or line_camera
                 keys.append((scan, viewpoint))
                 arrays.append(array)
         if not arrays:
             raise FeatureFormatError(f"{self.path}: no feature lines")
-        self.dim = int(dim)
-        self._features = np.stack(arrays)
-        self._rows = {key: row for row, key in enumerate(keys)}
-        if len(self._rows) != len(keys):
-            raise FeatureFormatError(f"{self.path}: a (scanId, viewpointId) appears on two lines")
-        self.metadata = {
-            "format": "tsv",
-            "path": str(self.path),
-            "image_w": camera[0],
-            "image_h": camera[1],
-            "vfov": camera[2],
-            "dim": self.dim,
-        }
+        metadata = {"format": "tsv", "path": str(self.path), "image_w": camera[0], "image_h": camera[1]}
+        metadata["vfov"] = camera[2]
+        super().__init__(keys, np.stack(arrays), metadata, source=str(self.path))
         logger.info("read %d viewpoints of dim %d from %s", len(keys), self.dim, self.path)
-
-    def lookup(self, scan: str, viewpoint: str) -> int:
-        try:
-            return self._rows[(scan, viewpoint)]
-        except KeyError:
-            raise MissingViewpointError(
-                f"{self.path} has no features for scan {scan!r}, viewpoint {viewpoint!r}; "
-                "extract features for it or use a store that covers this split"
-            ) from None
-
-    def read_rows(self, rows: np.ndarray) -> np.ndarray:
-        return self._features[rows]
-
-    def keys(self) -> Iterable[tuple[str, str]]:
-        return self._rows.keys()
-
-    def __len__(self) -> int:
-        return len(self._rows)
 
 
 def _split_line(path: Path, line_number: int, line: str) -> list[str]:
@@ -96,6 +84,18 @@ def _split_line(path: Path, line_number: int, line: str) -> list[str]:
     return fields
 
 
+def _parse_camera(
+    path: Path, line_number: int, image_w: str, image_h: str, vfov: str
+) -> tuple[int, int, float]:
+    try:
+        return int(image_w), int(image_h), float(vfov)
+    except ValueError:
+        raise FeatureFormatError(
+            f"{path}, line {line_number}: image_w, image_h and vfov must be numbers, got "
+            f"{image_w!r}, {image_h!r}, {vfov!r}"
+        ) from None
+
+
 def _decode(path: Path, line_number: int, text: str, dim: int | None) -> np.ndarray:
     try:
         raw = base64.b64decode(text, validate=True)
@@ -103,7 +103,7 @@ def _decode(path: Path, line_number: int, text: str, dim: int | None) -> np.ndar
         raise FeatureFormatError(
             f"{path}, line {line_number}: invalid base64 in features ({error})"
         ) from None
-    if len(raw) % (4 * VIEWS_PER_VIEWPOINT):
+    if not raw or len(raw) % (4 * VIEWS_PER_VIEWPOINT):
         raise FeatureFormatError(
             f"{path}, line {line_number}: {len(raw)} bytes of features is not 36 views of float32"
         )
