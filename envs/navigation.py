@@ -15,7 +15,13 @@ import numpy as np
 from envs.candidates import wrap_angle
 from envs.episodes import Episode
 from envs.features import VIEWS_PER_VIEWPOINT
-from envs.navigable import HEADING_COUNT, HEADING_INCREMENT, view_elevation, view_heading
+from envs.navigable import (
+    ELEVATION_INCREMENT,
+    HEADING_COUNT,
+    HEADING_INCREMENT,
+    view_elevation,
+    view_heading,
+)
 from envs.simulator import BatchSimulator, InvalidActionError
 from envs.world import NavigationWorld, angle_features
 
@@ -89,10 +95,9 @@ class NavigationBatch:
             self._goal_distances = _widen(self._goal_distances, largest_scan)
             self._goal_next_hops = _widen(self._goal_next_hops, largest_scan)
 
-        encoder = self.world.encoder
         for slot, episode in zip(slots, episodes):
             self.episodes[slot] = episode
-            self.instruction[slot] = encoder.encode(episode.instruction)
+            self.instruction[slot] = self.world.encode_instruction(episode)
             self.instruction_mask[slot] = self.instruction[slot] != 0
             self._scan_offset[slot] = self.world.tables.offsets[episode.scan]
             self._has_goal[slot] = episode.has_reference
@@ -107,14 +112,17 @@ class NavigationBatch:
             self.trajectories[slot] = [self._pose(slot)]
 
     def _distance_to_goal(self, slots: np.ndarray) -> np.ndarray:
-        local = self.sim.viewpoint[slots] - self._scan_offset[slots]
-        return np.where(self._has_goal[slots], self._goal_distances[slots, local], 0.0)
+        distance = np.zeros(len(slots))
+        with_goal = self._has_goal[slots]
+        local = self.sim.viewpoint[slots[with_goal]] - self._scan_offset[slots[with_goal]]
+        distance[with_goal] = self._goal_distances[slots[with_goal], local]
+        return distance
 
     def _pose(self, slot: int) -> tuple[str, float, float]:
         return (
             self.world.tables.viewpoint_ids[self.sim.viewpoint[slot]],
-            float(self.sim.heading_step[slot] * HEADING_INCREMENT),
-            float(view_elevation(self.sim.elevation_row[slot] * HEADING_COUNT)),
+            float(self.sim.heading_step[slot]) * HEADING_INCREMENT,
+            float(self.sim.elevation_row[slot] - 1) * ELEVATION_INCREMENT,
         )
 
     # --- stepping -------------------------------------------------------------------
@@ -227,14 +235,33 @@ class NavigationBatch:
 
         Slots at their goal, without a reference path, or already ended get STOP.
         """
-        slots = np.arange(self.num_slots)
-        local = self.sim.viewpoint - self._scan_offset
-        next_hop = self._goal_next_hops[slots, local] + self._scan_offset  # global index
-        targets = self.world.tables.candidates.target[self.sim.viewpoint]  # [N, width]
-        on_path = targets == next_hop[:, None]
-        walking = ~self.ended & self._has_goal & (self._goal_next_hops[slots, local] >= 0)
-        walking &= on_path.any(axis=1)
-        return np.where(walking, on_path.argmax(axis=1), self.stop_action)
+        actions = np.full(self.num_slots, self.stop_action, dtype=np.int64)
+        slots = np.flatnonzero(~self.ended & self._has_goal)
+        viewpoint = self.sim.viewpoint[slots]
+        next_local = self._goal_next_hops[slots, viewpoint - self._scan_offset[slots]]
+        targets = self.world.tables.candidates.target[viewpoint]  # [slots, width]
+        on_path = targets == (next_local + self._scan_offset[slots])[:, None]
+        walking = (next_local >= 0) & on_path.any(axis=1)
+        actions[slots[walking]] = on_path[walking].argmax(axis=1)
+        return actions
+
+    def forward_candidates(self, heading_step: np.ndarray) -> np.ndarray:
+        """Candidate that the low-level "forward" action reaches when looking level at `heading_step`.
+
+        Forward moves to the first neighbour in the level view's navigable locations, the
+        one closest to the view centre. Returns -1 where that view shows no neighbour.
+        """
+        table = self.world.tables.navigable
+        key = (
+            self.sim.viewpoint * VIEWS_PER_VIEWPOINT
+            + HEADING_COUNT
+            + np.asarray(heading_step) % HEADING_COUNT
+        )
+        has_forward = table.count[key] > 1
+        target = table.target[key, 1]
+        row = self.world.tables.candidates.target[self.sim.viewpoint]  # [N, width]
+        match = row == target[:, None]
+        return np.where(has_forward & match.any(axis=1), match.argmax(axis=1), -1)
 
     def episode_info(self, slot: int) -> dict[str, Any]:
         episode = self.episodes[slot]

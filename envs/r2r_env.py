@@ -15,6 +15,7 @@ from gymnasium.vector.utils import batch_space
 
 from envs.episodes import Episode
 from envs.features import VIEWS_PER_VIEWPOINT
+from envs.metrics import batch_metrics, episode_metrics
 from envs.navigation import NavigationBatch
 from envs.world import EnvSettings, NavigationWorld
 
@@ -82,9 +83,8 @@ class EpisodeSampler:
 
 def _episode_metrics(world: NavigationWorld, episode: Episode, trajectory: list) -> dict[str, float]:
     graph = world.connectivity[episode.scan]
-    final = trajectory[-1][0]
-    error = graph.distance(final, episode.goal)
-    return {"ne": error, "sr": float(error < world.settings.success_distance)}
+    viewpoints = [pose[0] for pose in trajectory]
+    return episode_metrics(graph, episode.path, viewpoints, world.settings.success_distance).as_dict()
 
 
 def _named_episodes(world: NavigationWorld, split: str, instr_ids: Sequence[str]) -> list[Episode]:
@@ -134,9 +134,11 @@ class R2REnv(gym.Env):
 
     ## Episode end
     Terminated on STOP; truncated by the registration's `max_episode_steps` (35).
-    `info` carries `instr_id` and `trajectory` ([viewpoint, heading, elevation] per
-    visited state) at every step, and `metrics` (NE, SR, OSR, SPL, TL, nDTW, SDTW, CLS)
-    at the step that ends the episode, when the episode has a reference path.
+    `info` carries `instr_id`, `trajectory` ([viewpoint, heading, elevation] per visited
+    state) and `action_mask` at every step. Episodes with a reference path also carry
+    `metrics` (navigation_error, success, oracle_success, trajectory_length, spl, ndtw,
+    sdtw, cls) of the trajectory so far at every step after reset, so the step that ends
+    the episode, by STOP or by the time limit, carries the episode's metrics.
 
     ## Arguments
     `world`: a shared `NavigationWorld`; otherwise any `EnvSettings` field as a keyword
@@ -162,7 +164,6 @@ class R2REnv(gym.Env):
         self.action_space = spaces.Discrete(self.batch.max_candidates + 1)
         self.split = self.world.settings.split
         self._sampler = EpisodeSampler()
-        self._steps = 0
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -175,23 +176,19 @@ class R2REnv(gym.Env):
         else:
             episode = self._sampler.draw(self.world, split, 1, self.np_random)[0]
         self.batch.start([0], [episode])
-        self._steps = 0
         info = self.batch.episode_info(0)
         info["action_mask"] = self.batch.action_masks()[0]
         return self._observation(), info
 
     def step(self, action: int):
         reward, stopped, invalid = self.batch.step(np.array([action]))
-        self._steps += 1
-
         terminated = bool(stopped[0])
-        limit = self.spec.max_episode_steps if self.spec is not None else None
-        ending = terminated or (limit is not None and self._steps >= limit)
-
         info = self.batch.episode_info(0)
         info["action_mask"] = self.batch.action_masks()[0]
         info["invalid_action"] = bool(invalid[0])
-        if ending and self.batch.episodes[0].has_reference:
+        # The time limit lives in a wrapper that this environment cannot see, so every step
+        # carries the metrics so far; the step that ends the episode carries its final ones.
+        if self.batch.episodes[0].has_reference:
             info["metrics"] = _episode_metrics(self.world, self.batch.episodes[0], info["trajectory"])
         return self._observation(), float(reward[0]), terminated, False, info
 
@@ -313,11 +310,19 @@ class R2RVectorEnv(VectorEnv):
             metrics = np.full(self.num_envs, None, dtype=object)
             has_metrics = np.zeros(self.num_envs, dtype=bool)
             for slot in ended:
-                episode = self.batch.episodes[slot]
                 trajectories[slot] = list(self.batch.trajectories[slot])
-                if episode.has_reference:
-                    metrics[slot] = _episode_metrics(self.world, episode, trajectories[slot])
-                    has_metrics[slot] = True
+                has_metrics[slot] = self.batch.episodes[slot].has_reference
+            scored = np.flatnonzero(has_metrics)
+            if len(scored):
+                episodes = [self.batch.episodes[slot] for slot in scored]
+                scores = batch_metrics(
+                    [self.world.connectivity[e.scan] for e in episodes],
+                    [e.path for e in episodes],
+                    [[pose[0] for pose in trajectories[slot]] for slot in scored],
+                    self.world.settings.success_distance,
+                )
+                for i, slot in enumerate(scored):
+                    metrics[slot] = scores.episode(i).as_dict()
             mask = np.zeros(self.num_envs, dtype=bool)
             mask[list(ended)] = True
             infos.update(trajectory=trajectories, _trajectory=mask, metrics=metrics, _metrics=has_metrics)
@@ -326,6 +331,10 @@ class R2RVectorEnv(VectorEnv):
     def teacher_actions(self) -> np.ndarray:
         """The shortest-path teacher's action for every environment (STOP where ended)."""
         return self.batch.teacher_actions()
+
+    def forward_candidates(self, heading_step: np.ndarray) -> np.ndarray:
+        """Candidate reached by a low-level forward move at each heading step, -1 where none."""
+        return self.batch.forward_candidates(heading_step)
 
     @property
     def episodes(self) -> list[Episode | None]:

@@ -73,6 +73,7 @@ class NavigationWorld:
     features: FeatureStore
     encoder: InstructionEncoder
     _splits: dict[str, Split] = field(default_factory=dict)
+    _encoded: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     _feature_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @classmethod
@@ -130,6 +131,14 @@ class NavigationWorld:
             with contextlib.suppress(MissingViewpointError):
                 rows[position] = self.features.lookup(scan, self.tables.viewpoint_ids[global_index])
         self._feature_rows = np.concatenate([self._feature_rows, rows])
+
+    def encode_instruction(self, episode: Episode) -> np.ndarray:
+        """Return the episode's instruction as token ids [max_instruction_length], encoded once."""
+        key = (episode.instr_id, episode.instruction)
+        ids = self._encoded.get(key)
+        if ids is None:
+            ids = self._encoded[key] = self.encoder.encode(episode.instruction)
+        return ids
 
     def episode(self, split: str, instr_id: str) -> Episode:
         return self.split(split)[instr_id]

@@ -34,3 +34,20 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def real_connectivity(data_dir: Path) -> Connectivity:
     return Connectivity(data_dir / "connectivity")
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo world built once per test session; it needs no real data."""
+    from envs.demo_world import build_demo_world
+
+    return build_demo_world(tmp_path_factory.mktemp("demo") / "world", seed=0)
+
+
+@pytest.fixture(scope="session")
+def demo_world(demo_dir: Path):
+    """A NavigationWorld over the demo data with its TSV view features."""
+    from envs.world import EnvSettings, NavigationWorld
+
+    features = next((demo_dir / "features").glob("*.tsv"))
+    return NavigationWorld.from_settings(EnvSettings(data_dir=str(demo_dir), features=str(features)))
