@@ -36,6 +36,6 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     try:
         return main(argv)
     except ClipnavError as error:
-        logging.getLogger("clipnav").error("%s", error)
+        # Bad input is the user's to fix: one message, no stack trace.
         print(f"error: {error}", file=sys.stderr)
         return 2

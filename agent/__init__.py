@@ -1,0 +1,1 @@
+"""Navigation agents: baselines, Seq2Seq and EnvDrop."""
