@@ -58,8 +58,8 @@ class RandomHeadingAgent(BaselineAgent):
     """The random baseline of the R2R paper (Anderson et al. 2018).
 
     It picks a random heading, then makes `num_moves` forward moves, each to the
-    neighbour closest to the centre of the level view at that heading; where the view
-    shows no neighbour it turns right 30 degrees first. Then it stops. The heading depends
+    neighbour closest to the centre of the level view at that heading. Where the view
+    shows no neighbour, it first turns right 30 degrees. Then it stops. The heading depends
     only on the seed and the instr_id.
     """
 

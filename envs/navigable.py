@@ -87,7 +87,7 @@ def navigable_table(graph: ScanGraph, camera: CameraSettings = CameraSettings())
     positions = graph.positions.astype(f32)  # the simulator parses poses as float
 
     # Directed pairs (here, there) that the simulator considers: there is included and
-    # unobstructed from here. The simulator never stands at an excluded viewpoint.
+    # unobstructed from here. Episodes cannot start at an excluded viewpoint, and no edge leads to one.
     pair_mask = graph.unobstructed & graph.included[None, :]
     np.fill_diagonal(pair_mask, False)
     here, there = np.nonzero(pair_mask)  # [pairs]

@@ -132,7 +132,7 @@ class NavigationBatch:
 
         Slots that had already ended get reward 0 and stay ended. An action naming a
         candidate slot that the state does not have raises `InvalidActionError` when
-        `invalid_actions` is "raise"; with "ignore" the agent stays where it is, with
+        `invalid_actions` is "raise". With "ignore", the agent stays where it is with
         reward 0, and `invalid` marks the slot.
         """
         actions = np.asarray(actions, dtype=np.int64).reshape(self.num_slots)
@@ -231,7 +231,7 @@ class NavigationBatch:
     # --- teacher and bookkeeping ------------------------------------------------------
 
     def teacher_actions(self) -> np.ndarray:
-        """The shortest-path teacher's action of every slot: the candidate on the path, or STOP.
+        """Return the shortest-path teacher's action of every slot: the candidate on the path, or STOP.
 
         Slots at their goal, without a reference path, or already ended get STOP.
         """

@@ -36,7 +36,7 @@ def _world(world: NavigationWorld | None, settings: dict[str, Any]) -> Navigatio
 
 
 def observation_space(world: NavigationWorld) -> spaces.Dict:
-    """The observation space of one episode."""
+    """Return the observation space of one episode."""
     settings = world.settings
     length = settings.max_instruction_length
     dim = world.features.dim
@@ -135,9 +135,9 @@ class R2REnv(gym.Env):
     ## Episode end
     Terminated on STOP; truncated by the registration's `max_episode_steps` (35).
     `info` carries `instr_id`, `trajectory` ([viewpoint, heading, elevation] per visited
-    state) and `action_mask` at every step. Episodes with a reference path also carry
-    `metrics` (navigation_error, success, oracle_success, trajectory_length, spl, ndtw,
-    sdtw, cls) of the trajectory so far at every step after reset, so the step that ends
+    state) and `action_mask` at every step. After each step, episodes with a reference
+    path also carry the `metrics` of the trajectory so far: navigation_error, success,
+    oracle_success, trajectory_length, spl, ndtw, sdtw and cls. So the step that ends
     the episode, by STOP or by the time limit, carries the episode's metrics.
 
     ## Arguments
@@ -186,8 +186,8 @@ class R2REnv(gym.Env):
         info = self.batch.episode_info(0)
         info["action_mask"] = self.batch.action_masks()[0]
         info["invalid_action"] = bool(invalid[0])
-        # The time limit lives in a wrapper that this environment cannot see, so every step
-        # carries the metrics so far; the step that ends the episode carries its final ones.
+        # The time limit is a wrapper that this environment cannot see, so every step
+        # carries the metrics so far. The step that ends the episode carries its final ones.
         if self.batch.episodes[0].has_reference:
             info["metrics"] = _episode_metrics(self.world, self.batch.episodes[0], info["trajectory"])
         return self._observation(), float(reward[0]), terminated, False, info
@@ -196,7 +196,7 @@ class R2REnv(gym.Env):
         return {key: value[0] for key, value in self.batch.observe().items()}
 
     def teacher_action(self) -> int:
-        """The shortest-path teacher's action: the candidate on the path to the goal, or STOP."""
+        """Return the shortest-path teacher's action: the candidate on the path to the goal, or STOP."""
         return int(self.batch.teacher_actions()[0])
 
     @property
@@ -329,7 +329,7 @@ class R2RVectorEnv(VectorEnv):
         return infos
 
     def teacher_actions(self) -> np.ndarray:
-        """The shortest-path teacher's action for every environment (STOP where ended)."""
+        """Return the shortest-path teacher's action for every environment (STOP where ended)."""
         return self.batch.teacher_actions()
 
     def forward_candidates(self, heading_step: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Instruction tokenizer and vocabulary.
 
-Words are runs of Unicode letters, combining marks and digits, so Latin, Devanagari and
-Telugu text split at spaces and punctuation without breaking a word at a vowel sign;
-every other non-space character is a token of its own. Text is case-folded.
+Words are runs of Unicode letters, combining marks and digits. So Latin, Devanagari and
+Telugu text split at spaces and punctuation without breaking a word at a vowel sign.
+Every other non-space character is a token of its own. Text is case-folded.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ class NavigationWorld:
             if not self.tables.included[global_index]:
                 continue
             scan = self.tables.scan_name(global_index)
-            # A viewpoint without features fails only if an episode reaches it.
+            # A viewpoint without features raises MissingViewpointError when an episode reaches it.
             with contextlib.suppress(MissingViewpointError):
                 rows[position] = self.features.lookup(scan, self.tables.viewpoint_ids[global_index])
         self._feature_rows = np.concatenate([self._feature_rows, rows])

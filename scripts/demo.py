@@ -1,10 +1,10 @@
 """Run clipnav end to end on the built-in demo world; it needs no downloaded data.
 
-Builds the demo world on first use (a few generated houses in the Matterport3D
-Simulator's connectivity format, R2R-format splits with templated instructions and
-synthetic view features in which landmarks are visible), runs the baseline agents on
-its validation splits through the Gymnasium environments, scores them, and writes a
-validated test-split submission.
+The demo world is built on first use: a few generated houses in the Matterport3D
+Simulator's connectivity format, R2R-format splits with templated instructions, and
+synthetic view features in which landmarks are visible. The program runs the baseline
+agents on its validation splits through the Gymnasium environments, scores them, and
+writes a validated test-split submission.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Write an R2R leaderboard submission for the test split, refusing one that fails validation.
 
 Either validate an existing trajectory file (--trajectories) or run a baseline agent on
-the test split (--agent). The submission must hold every test instr_id once, each
-trajectory starting at its episode's start and moving only along navigable edges;
-otherwise nothing is written and every problem is listed.
+the test split (--run-agent). The submission must contain every test instr_id once,
+each trajectory starting at its episode's start and moving only along navigable edges.
+Otherwise nothing is written and every problem is listed.
 """
 
 from __future__ import annotations

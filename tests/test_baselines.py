@@ -140,8 +140,8 @@ def test_shortest_agent_ndtw_val_unseen(real_world: NavigationWorld) -> None:
 
 
 def test_random_heading_near_published_random(real_world: NavigationWorld) -> None:
-    # The R2R paper's random baseline: SR 16.3 on val_unseen. Five seeds of ours average
-    # within a few points of it (the paper's own run is one draw).
+    # The random baseline of Anderson et al. 2018 (R2R) reports SR 16.3 on val_unseen.
+    # Three seeds of ours average within a few points of it; the paper reports one run.
     split = real_world.split("val_unseen")
     rates = []
     for seed in range(3):

@@ -9,7 +9,18 @@ import pytest
 
 from connectivity import DATA_DIR_ENV, resolve_data_dir
 from envs.r2r import read_r2r_file
-from scripts import bench_env, bench_graphs, bench_simulator, demo, reproduce_baselines, run_baseline, submit
+from envs.tokenizer import Vocabulary, tokenize
+from envs.world import EnvSettings, NavigationWorld
+from scripts import (
+    bench_env,
+    bench_graphs,
+    bench_simulator,
+    build_vocabulary,
+    demo,
+    reproduce_baselines,
+    run_baseline,
+    submit,
+)
 
 
 def test_demo_writes_outputs(demo_dir: Path, tmp_path: Path, capsys) -> None:
@@ -99,3 +110,20 @@ def test_benchmarks_run(module, extra: list[str], demo_dir: Path, capsys) -> Non
     assert module.main(["--data-dir", str(demo_dir), *extra]) == 0
     printed = capsys.readouterr().out
     assert "steps/s" in printed or "load time" in printed
+
+
+def test_vocabulary_built_and_loaded(demo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "vocab.txt"
+    assert build_vocabulary.main(["--data-dir", str(demo_dir), "--out", str(out), "--min-count", "1"]) == 0
+    train_words = {
+        w for e in read_r2r_file(demo_dir / "R2R" / "R2R_train.json") for w in tokenize(e.instruction)
+    }
+    vocabulary = Vocabulary.load(out)
+    assert set(vocabulary.tokens[4:]) == train_words
+
+
+def test_world_uses_saved_vocabulary(demo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "vocab.txt"
+    build_vocabulary.main(["--data-dir", str(demo_dir), "--out", str(out), "--min-count", "3"])
+    world = NavigationWorld.from_settings(EnvSettings(data_dir=str(demo_dir), vocabulary=str(out)))
+    assert world.encoder.vocabulary == Vocabulary.load(out)

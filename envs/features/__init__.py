@@ -20,7 +20,7 @@ NO_FEATURES = "none"
 
 
 def open_feature_store(path: str | os.PathLike[str] | None, dim: int = 512) -> FeatureStore:
-    """Open a feature store by path, its format told from the file; "none" or None gives zeros of `dim`."""
+    """Open a feature store by path, detecting its format from the file; "none" or None gives zeros of `dim`."""
     if path is None or str(path) == NO_FEATURES:
         return NoVisualFeatures(dim)
     path = Path(path)

@@ -18,7 +18,7 @@ class FeatureFormatError(ClipnavError, ValueError):
 
 
 class MissingViewpointError(ClipnavError, LookupError):
-    """A feature store holds no features for a (scan, viewpoint)."""
+    """A feature store contains no features for a (scan, viewpoint)."""
 
 
 class FeatureStore(ABC):
@@ -42,7 +42,7 @@ class FeatureStore(ABC):
 
     @abstractmethod
     def keys(self) -> Iterable[tuple[str, str]]:
-        """The (scan, viewpoint) pairs that the store holds."""
+        """Return the (scan, viewpoint) pairs that the store contains."""
 
     def __len__(self) -> int:
         return sum(1 for _ in self.keys())
