@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -91,8 +92,8 @@ def _entry_problem(entry: object, count: int) -> str | None:
     pose = entry["pose"]
     if not isinstance(pose, list) or len(pose) != 16:
         return f"pose must be a list of 16 numbers, got {pose!r:.80}"
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in pose):
-        return "pose must hold numbers only"
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in pose):
+        return "pose must hold finite numbers only"
     if not isinstance(entry["included"], bool):
         return f"included must be true or false, got {entry['included']!r}"
     flags = entry["unobstructed"]
@@ -102,7 +103,7 @@ def _entry_problem(entry: object, count: int) -> str | None:
     if not all(isinstance(flag, bool) for flag in flags):
         return "unobstructed must hold true/false flags only"
     height = entry.get("height", 0.0)
-    if not isinstance(height, (int, float)) or isinstance(height, bool):
+    if not isinstance(height, (int, float)) or isinstance(height, bool) or not math.isfinite(height):
         return f"height must be a number of metres, got {height!r}"
     return None
 
@@ -114,8 +115,8 @@ def load_scan_graph(connectivity_dir: str | os.PathLike[str], scan: str) -> Scan
         raise DataNotFoundError(f"connectivity file {path} for scan {scan!r} not found")
     try:
         entries = json.loads(path.read_bytes())
-    except json.JSONDecodeError as error:
-        raise ConnectivityFormatError(f"{path}: invalid JSON ({error})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise ConnectivityFormatError(f"{path}: invalid JSON ({type(error).__name__}: {error})") from None
     return parse_scan_graph(scan, entries, source=path)
 
 

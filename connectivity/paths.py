@@ -3,7 +3,8 @@
 The data folder holds `connectivity/` (the Matterport3D Simulator's graphs) and `R2R/`
 (the R2R JSON splits). It is chosen, first match wins, by an explicit argument (the
 scripts' `--data-dir`), the environment variable `CLIPNAV_DATA_DIR`, or the folder
-`../shared/data` beside the project checkout.
+`../shared/data` beside the project checkout (beside the working directory when clipnav
+is installed from a wheel rather than run from its checkout).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from connectivity.errors import DataNotFoundError
 
 DATA_DIR_ENV = "CLIPNAV_DATA_DIR"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file()
 
 
 def default_data_dir() -> Path:
@@ -22,7 +24,8 @@ def default_data_dir() -> Path:
     from_env = os.environ.get(DATA_DIR_ENV)
     if from_env:
         return Path(from_env).expanduser()
-    return PROJECT_ROOT.parent / "shared" / "data"
+    base = PROJECT_ROOT if IN_CHECKOUT else Path.cwd()
+    return base.parent / "shared" / "data"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:

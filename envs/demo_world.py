@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from connectivity import ScanGraph, parse_scan_graph
-from connectivity.paths import PROJECT_ROOT
+from connectivity.paths import IN_CHECKOUT, PROJECT_ROOT
 from envs.features import write_tsv_features
 from envs.io import atomic_write, write_json_atomic
 from envs.r2r import R2R_SPLITS
@@ -1013,11 +1013,17 @@ def generate_world(seed: int = DEFAULT_SEED, feature_dim: int = DEFAULT_FEATURE_
 
 
 def default_demo_dir() -> Path:
-    """Return the demo world folder: `$CLIPNAV_DEMO_DIR`, else `<project root>/.cache/demo_world`."""
+    """Return the demo world folder: `$CLIPNAV_DEMO_DIR`, else `<project root>/.cache/demo_world`.
+
+    Outside a checkout (clipnav installed from a wheel) the default is
+    `~/.cache/clipnav/demo_world`.
+    """
     from_env = os.environ.get(DEMO_DIR_ENV)
     if from_env:
         return Path(from_env).expanduser()
-    return PROJECT_ROOT / ".cache" / "demo_world"
+    if IN_CHECKOUT:
+        return PROJECT_ROOT / ".cache" / "demo_world"
+    return Path.home() / ".cache" / "clipnav" / "demo_world"
 
 
 def demo_features_path(data_dir: str | os.PathLike[str]) -> Path:

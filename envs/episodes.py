@@ -53,7 +53,7 @@ class Split:
     """The episodes of one split, with a lookup table from instr_id to episode."""
 
     name: str
-    episodes: list[Episode]
+    episodes: list[Episode] = field(repr=False)
     source: Path | None = None
     by_instr_id: dict[str, Episode] = field(init=False, repr=False)
 
@@ -68,6 +68,9 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.episodes)
+
+    def __repr__(self) -> str:
+        return f"Split({self.name!r}, {len(self.episodes)} episodes, source={self.source})"
 
     def __iter__(self) -> Iterator[Episode]:
         return iter(self.episodes)

@@ -9,6 +9,7 @@ only, and their report contains no metric.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -135,8 +136,10 @@ def evaluate_trajectories(
     [viewpoint, heading, elevation]. Raises TrajectoryValidationError listing every
     problem, and MetricInputError for a success distance that is not positive.
     """
-    if not success_distance > 0:
-        raise MetricInputError(f"success distance must be positive metres, got {success_distance!r}")
+    if not (math.isfinite(success_distance) and success_distance > 0):
+        raise MetricInputError(
+            f"success distance must be a positive number of metres, got {success_distance!r}"
+        )
     validated = validate_trajectories(
         trajectories, split, connectivity, allow_missing=allow_missing, source=source
     )
@@ -184,6 +187,8 @@ def _score(
 ) -> EvaluationReport:
     """Score validated trajectories, in the split's episode order."""
     episodes = [episode for episode in split if episode.instr_id in trajectories]
+    if not episodes:
+        raise MetricInputError(f"{source}: no trajectory of split {split.name} to score")
     viewpoints = [trajectories[episode.instr_id].viewpoints for episode in episodes]
     steps = np.array([len(path) - 1 for path in viewpoints], dtype=np.int64)
     moves = np.array([len(collapse_repeats(path)) - 1 for path in viewpoints], dtype=np.int64)

@@ -9,6 +9,7 @@ list. In `R2R_test.json` the path holds only the start viewpoint.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -46,8 +47,8 @@ def read_r2r_file(
         items = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise DataNotFoundError(f"R2R file {path} not found") from None
-    except json.JSONDecodeError as error:
-        raise DatasetFormatError(f"{path}: invalid JSON ({error})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise DatasetFormatError(f"{path}: invalid JSON ({type(error).__name__}: {error})") from None
     if not isinstance(items, list):
         raise DatasetFormatError(f"{path}: expected a JSON list of paths, got {type(items).__name__}")
 
@@ -58,6 +59,8 @@ def read_r2r_file(
             scan = str(item["scan"])
             viewpoints = _strings(item["path"], "path")
             heading = float(item["heading"])
+            if not math.isfinite(heading):
+                raise ValueError(f"heading must be a finite number of radians, got {heading}")
             instructions = _strings(item["instructions"], "instructions")
         except (KeyError, TypeError, ValueError) as error:
             path_id = item.get("path_id", "?") if isinstance(item, dict) else "?"

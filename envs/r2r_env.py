@@ -13,6 +13,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from connectivity.errors import ClipnavError
 from envs.episodes import Episode
 from envs.features import VIEWS_PER_VIEWPOINT
 from envs.metrics import batch_metrics, episode_metrics
@@ -85,6 +86,32 @@ def _episode_metrics(world: NavigationWorld, episode: Episode, trajectory: list)
     graph = world.connectivity[episode.scan]
     viewpoints = [pose[0] for pose in trajectory]
     return episode_metrics(graph, episode.path, viewpoints, world.settings.success_distance).as_dict()
+
+
+class EnvUsageError(ClipnavError, RuntimeError):
+    """An environment is called out of order or with options it does not know."""
+
+
+def _check_options(options: dict[str, Any] | None, known: frozenset[str]) -> dict[str, Any]:
+    options = dict(options or {})
+    unknown = set(options) - known
+    if unknown:
+        raise EnvUsageError(f"unknown reset options {sorted(unknown)}; known: {', '.join(sorted(known))}")
+    return options
+
+
+def _integer_actions(actions: Any, count: int) -> np.ndarray:
+    array = np.asarray(actions)
+    if array.shape != (count,):
+        raise EnvUsageError(f"expected {count} actions of shape ({count},), got shape {array.shape}")
+    integral = np.issubdtype(array.dtype, np.integer) or (
+        np.issubdtype(array.dtype, np.floating)
+        and np.isfinite(array).all()
+        and (array == np.round(array)).all()
+    )
+    if not integral:
+        raise EnvUsageError(f"actions must be integers, got {array.tolist()}")
+    return array.astype(np.int64)
 
 
 def _named_episodes(world: NavigationWorld, split: str, instr_ids: Sequence[str]) -> list[Episode]:
@@ -166,10 +193,11 @@ class R2REnv(gym.Env):
         self._sampler = EpisodeSampler()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode: `options` may name a "split" and an "instr_id"; returns (observation, info)."""
+        options = _check_options(options, frozenset({"split", "instr_id"}))
         super().reset(seed=seed)
         if seed is not None:
             self._sampler.reset()
-        options = options or {}
         split = options.get("split", self.split)
         if "instr_id" in options:
             episode = self.world.episode(split, options["instr_id"])
@@ -181,7 +209,10 @@ class R2REnv(gym.Env):
         return self._observation(), info
 
     def step(self, action: int):
-        reward, stopped, invalid = self.batch.step(np.array([action]))
+        """Move to candidate `action`, or stop; returns the five values of `gymnasium.Env.step`."""
+        if self.batch.episodes[0] is None or self.batch.ended[0]:
+            raise EnvUsageError("the episode has ended or never started: call reset() before step()")
+        reward, stopped, invalid = self.batch.step(_integer_actions([action], 1))
         terminated = bool(stopped[0])
         info = self.batch.episode_info(0)
         info["action_mask"] = self.batch.action_masks()[0]
@@ -228,6 +259,8 @@ class R2RVectorEnv(VectorEnv):
         invalid_actions: str = "ignore",
         **settings: Any,
     ):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.world = _world(world, settings)
         self.num_envs = num_envs
         self.batch = NavigationBatch(self.world, num_envs, invalid_actions)
@@ -242,17 +275,22 @@ class R2RVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.split = self.world.settings.split
+        self._active_split = self.split  # the split of the last reset, which autoreset draws from
         self._sampler = EpisodeSampler()
         self._steps = np.zeros(num_envs, dtype=np.int64)
         self._restart = np.zeros(num_envs, dtype=bool)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start episodes in all environments, or in those of `options["reset_mask"]`."""
+        options = _check_options(options, frozenset({"split", "instr_ids", "reset_mask"}))
         if seed is not None:
             self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
             self._sampler.reset()
-        options = options or {}
         split = options.get("split", self.split)
+        self._active_split = split
         mask = np.asarray(options.get("reset_mask", np.ones(self.num_envs, dtype=bool)), dtype=bool)
+        if mask.shape != (self.num_envs,):
+            raise EnvUsageError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
         slots = np.flatnonzero(mask)
         if "instr_ids" in options:
             instr_ids = list(options["instr_ids"])
@@ -271,7 +309,10 @@ class R2RVectorEnv(VectorEnv):
         return self.batch.observe(), self._infos()
 
     def step(self, actions: np.ndarray):
-        actions = np.asarray(actions, dtype=np.int64)
+        """Step every environment; returns (observations, rewards, terminations, truncations, infos)."""
+        if self.batch.sim.batch_size == 0:
+            raise EnvUsageError("call reset() before step()")
+        actions = _integer_actions(actions, self.num_envs)
         restart = np.flatnonzero(self._restart)
         acting = np.where(self._restart, self.stop_action, actions)
         was_ended = self.batch.ended.copy()
@@ -286,7 +327,7 @@ class R2RVectorEnv(VectorEnv):
             self.batch.ended |= truncated
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             if len(restart):
-                episodes = self._sampler.draw(self.world, self.split, len(restart), self.np_random)
+                episodes = self._sampler.draw(self.world, self._active_split, len(restart), self.np_random)
                 self.batch.start(restart, episodes)
                 self._steps[restart] = 0
                 reward[restart] = 0.0

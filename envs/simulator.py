@@ -65,6 +65,12 @@ class SimState:
     navigable_locations: tuple[NavigableLocation, ...]
 
 
+def _check_finite(values: np.ndarray, name: str) -> None:
+    if not np.isfinite(values).all():
+        i = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise InvalidActionError(f"episode {i}: {name} must be a finite number of radians, got {values[i]}")
+
+
 def snap_heading_step(heading: np.ndarray) -> np.ndarray:
     """Return the 30 degree heading step (0..11) that the simulator snaps `heading` to."""
     wrapped = np.fmod(heading, 2.0 * math.pi)
@@ -227,8 +233,12 @@ class BatchSimulator:
         viewpoint = np.array(
             [self.tables.global_index(s, v) for s, v in zip(scans, viewpoints)], dtype=np.int64
         )
-        heading_step = snap_heading_step(np.asarray(headings, dtype=np.float64))
-        elevation_row = snap_elevation_row(np.asarray(elevations, dtype=np.float64))
+        headings = np.asarray(headings, dtype=np.float64)
+        elevations = np.asarray(elevations, dtype=np.float64)
+        _check_finite(headings, "heading")
+        _check_finite(elevations, "elevation")
+        heading_step = snap_heading_step(headings)
+        elevation_row = snap_elevation_row(elevations)
         if slots is None:
             self.viewpoint, self.heading_step, self.elevation_row = viewpoint, heading_step, elevation_row
             self.step = np.zeros(len(scans), dtype=np.int64)
@@ -261,6 +271,8 @@ class BatchSimulator:
                 f"expected index, heading and elevation of shape {index.shape}, got "
                 f"{heading.shape} and {elevation.shape}"
             )
+        _check_finite(heading, "heading")
+        _check_finite(elevation, "elevation")
         key = self.state_key
         navigable = self.tables.navigable
         counts = navigable.count[key]
@@ -391,9 +403,11 @@ class Simulator:
         self._batch = BatchSimulator(connectivity, camera)
 
     def new_episode(self, scan: str, viewpoint: str, heading: float = 0.0, elevation: float = 0.0) -> None:
+        """Start an episode at `viewpoint`, snapping heading and elevation to the 36 views."""
         self._batch.new_episodes([scan], [viewpoint], [heading], [elevation])
 
     def make_action(self, index: int, heading: float = 0.0, elevation: float = 0.0) -> None:
+        """Move to `navigable_locations[index]`, then turn one step by the sign of each angle."""
         self._batch.make_actions([index], [heading], [elevation])
 
     @property

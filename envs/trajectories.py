@@ -90,12 +90,13 @@ class TrajectoryValidationError(ClipnavError, ValueError):
         counts = Counter(problem.kind for problem in self.problems)
         summary = ", ".join(f"{count} {kind.value}" for kind, count in counts.items())
         against = f" for split {self.split!r}" if self.split else ""
-        lines = [f"{self.source}: {len(self.problems)} problems with the trajectories{against} ({summary})."]
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        lines = [f"{self.source}: {len(self.problems)} {noun} with the trajectories{against} ({summary})."]
         lines += self.hints
         lines += [f"  {problem}" for problem in self.problems[:MAX_PRINTED_PROBLEMS]]
         hidden = len(self.problems) - MAX_PRINTED_PROBLEMS
         if hidden > 0:
-            lines.append(f"  ... and {hidden} more (TrajectoryValidationError.problems lists all)")
+            lines.append(f"  ... and {hidden} more of the kinds counted above")
         lines.append("To fix:")
         lines += [f"  {kind.value}: {_FIXES[kind]}" for kind in counts]
         return "\n".join(lines)
@@ -146,7 +147,7 @@ def read_trajectories(path: str | os.PathLike[str]) -> list[object]:
         raise DataNotFoundError(f"trajectory file {path} not found; check the path") from None
     except OSError as error:
         raise TrajectoryFileError(f"{path}: cannot read the trajectory file ({error})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise TrajectoryFileError(
             f"{path}: invalid JSON ({error}); expected the R2R leaderboard format, a list of "
             '{"instr_id": ..., "trajectory": [[viewpoint, heading, elevation], ...]} objects'

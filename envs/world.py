@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,19 @@ class EnvSettings:
     success_reward: float = 2.0
     """Reward for stopping within success_distance; its negative for stopping elsewhere."""
 
+    def __post_init__(self) -> None:
+        checks = {
+            "feature_dim": self.feature_dim >= 1,
+            "max_instruction_length": self.max_instruction_length >= 3,
+            "max_candidates": self.max_candidates >= 1,
+            "angle_feature_size": self.angle_feature_size >= 4 and self.angle_feature_size % 4 == 0,
+            "success_distance": math.isfinite(self.success_distance) and self.success_distance > 0,
+            "success_reward": math.isfinite(self.success_reward),
+        }
+        for name, valid in checks.items():
+            if not valid:
+                raise ValueError(f"invalid environment setting {name}={getattr(self, name)!r}")
+
 
 def angle_features(heading: np.ndarray, elevation: np.ndarray, size: int) -> np.ndarray:
     """[sin h, cos h, sin e, cos e] repeated size / 4 times: float32 [..., size]."""
@@ -68,13 +82,13 @@ class NavigationWorld:
 
     settings: EnvSettings
     data_dir: Path
-    connectivity: Connectivity
-    tables: SceneTables
-    features: FeatureStore
-    encoder: InstructionEncoder
-    _splits: dict[str, Split] = field(default_factory=dict)
-    _encoded: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
-    _feature_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    connectivity: Connectivity = field(repr=False)
+    tables: SceneTables = field(repr=False)
+    features: FeatureStore = field(repr=False)
+    encoder: InstructionEncoder = field(repr=False)
+    _splits: dict[str, Split] = field(default_factory=dict, repr=False)
+    _encoded: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    _feature_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
 
     @classmethod
     def from_settings(cls, settings: EnvSettings, camera: CameraSettings | None = None) -> NavigationWorld:

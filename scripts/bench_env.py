@@ -17,7 +17,7 @@ import numpy as np
 from envs.features import InMemoryFeatureStore
 from envs.r2r_env import R2RVectorEnv
 from envs.world import EnvSettings, NavigationWorld
-from scripts.common import add_common_arguments, run_cli, setup_logging
+from scripts.common import add_common_arguments, positive_int, run_cli, setup_logging
 
 TARGET_STEPS_PER_SECOND = 20_000
 
@@ -37,8 +37,8 @@ def random_feature_world(data_dir: str | None, split: str, dim: int, seed: int) 
 def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=2_000, help="vector steps timed")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--steps", type=positive_int, default=2_000, help="vector steps timed")
     parser.add_argument("--dim", type=int, default=512, help="view feature dimension")
     parser.add_argument("--split", default="val_unseen")
     parser.add_argument("--stop-probability", type=float, default=0.15, help="chance of STOP per step")

@@ -19,7 +19,7 @@ import numpy as np
 from connectivity import Connectivity, connectivity_dir
 from envs.navigable import HEADING_INCREMENT, CameraSettings
 from envs.simulator import BatchSimulator
-from scripts.common import add_common_arguments, run_cli, setup_logging
+from scripts.common import add_common_arguments, positive_int, run_cli, setup_logging
 
 CPP_STEPS_PER_SECOND = 256_000
 TARGET_STEPS_PER_SECOND = 1_000_000
@@ -87,9 +87,11 @@ def python_port_rate(graphs: Connectivity, batch: int, steps: int, seed: int) ->
 def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=20_000, help="batched steps timed")
-    parser.add_argument("--baseline-steps", type=int, default=200, help="steps of the Python port timed")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--steps", type=positive_int, default=20_000, help="batched steps timed")
+    parser.add_argument(
+        "--baseline-steps", type=positive_int, default=200, help="steps of the Python port timed"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)

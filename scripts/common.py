@@ -26,16 +26,33 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         default=None,
-        help=f"folder holding connectivity/ and R2R/ (default: ${DATA_DIR_ENV}, else {default_data_dir()})",
+        help=f"folder holding connectivity/ and R2R/ (default: ${DATA_DIR_ENV} if set, else ../shared/data "
+        f"beside the checkout; now {default_data_dir()})",
     )
     parser.add_argument("--verbose", action="store_true", help="log debug messages")
 
 
+def positive_int(text: str) -> int:
+    """Parse a command-line integer that must be at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """Parse a command-line integer that must be at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 0, got {value}")
+    return value
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run `main`, turning clipnav's input errors into one clear message and exit code 2."""
+    """Run `main`, turning input and file-system errors into one clear message and exit code 2."""
     try:
         return main(argv)
-    except ClipnavError as error:
-        # Bad input is the user's to fix: one message, no stack trace.
-        print(f"error: {error}", file=sys.stderr)
+    except (ClipnavError, OSError) as error:
+        # Bad input or an unusable path is the user's to fix: one message, no stack trace.
+        print(f"\nerror: {error}", file=sys.stderr)
         return 2

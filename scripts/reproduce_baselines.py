@@ -16,6 +16,7 @@ import numpy as np
 
 from agent.baselines import make_baseline
 from agent.rollout import rollout
+from envs.episodes import DatasetFormatError
 from envs.evaluation import evaluate_trajectories
 from envs.io import write_json_atomic
 from envs.world import EnvSettings, NavigationWorld
@@ -87,6 +88,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
 
     world = NavigationWorld.from_settings(EnvSettings(data_dir=args.data_dir, feature_dim=4))
+    for split in args.splits:
+        if not world.split(split).has_reference:
+            raise DatasetFormatError(f"split {split} has no reference paths, so it cannot be scored")
     figures = score_baselines(world, args.splits, args.seeds)
     print("SR, SPL, OSR and nDTW in percent; random agents: mean ± std over seeds", args.seeds)
     print(markdown_table(figures, args.splits))

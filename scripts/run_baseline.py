@@ -13,7 +13,7 @@ from envs.evaluation import evaluate_trajectories, write_report
 from envs.registration import R2R_MAX_EPISODE_STEPS
 from envs.trajectories import write_trajectories
 from envs.world import EnvSettings, NavigationWorld
-from scripts.common import add_common_arguments, run_cli, setup_logging
+from scripts.common import add_common_arguments, non_negative_int, positive_int, run_cli, setup_logging
 
 logger = logging.getLogger("clipnav.run_baseline")
 
@@ -22,10 +22,12 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options that choose and configure a baseline agent."""
     parser.add_argument("--agent", choices=baseline_names(), default="random", help="baseline agent")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random agent")
-    parser.add_argument("--random-moves", type=int, default=5, help="moves of the random agent before STOP")
-    parser.add_argument("--batch-size", type=int, default=64, help="episodes stepped together")
     parser.add_argument(
-        "--max-steps", type=int, default=R2R_MAX_EPISODE_STEPS, help="actions per episode at most"
+        "--random-moves", type=non_negative_int, default=5, help="moves of the random agents before STOP"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="episodes stepped together")
+    parser.add_argument(
+        "--max-steps", type=positive_int, default=R2R_MAX_EPISODE_STEPS, help="maximum actions per episode"
     )
     parser.add_argument("--features", default="none", help='view-feature file, or "none" for zeros')
 

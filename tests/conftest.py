@@ -11,7 +11,8 @@ from connectivity import DATA_DIR_ENV, Connectivity, default_data_dir
 
 def _real_data_dir() -> Path | None:
     path = default_data_dir()
-    return path if (path / "connectivity" / "scans.txt").is_file() else None
+    complete = (path / "connectivity" / "scans.txt").is_file() and (path / "R2R").is_dir()
+    return path if complete else None
 
 
 REAL_DATA_DIR = _real_data_dir()

@@ -292,3 +292,55 @@ def test_vector_epoch_covers_split(demo_world) -> None:
     env = R2RVectorEnv(num_envs=len(split), world=demo_world)
     env.reset(seed=0, options={"split": "val_seen"})
     assert sorted(e.instr_id for e in env.episodes) == sorted(e.instr_id for e in split)
+
+
+def test_autoreset_keeps_reset_split(demo_world) -> None:
+    env = R2RVectorEnv(num_envs=2, world=demo_world)  # the world draws from train by default
+    env.reset(seed=0, options={"split": "val_unseen"})
+    env.step(np.full(2, env.stop_action))
+    env.step(np.zeros(2, dtype=np.int64))  # restarts both
+    unseen = {e.instr_id for e in demo_world.split("val_unseen")}
+    assert all(e.instr_id in unseen for e in env.episodes)
+
+
+def test_unknown_reset_option_rejected(demo_world) -> None:
+    env = R2REnv(world=demo_world)
+    with pytest.raises(envs.r2r_env.EnvUsageError, match="unknown reset options"):
+        env.reset(options={"instr_ids": ["1_0"]})
+
+
+def test_step_after_end_rejected(demo_world) -> None:
+    env = R2REnv(world=demo_world)
+    env.reset(seed=0)
+    env.step(env.stop_action)
+    with pytest.raises(envs.r2r_env.EnvUsageError, match="call reset"):
+        env.step(env.stop_action)
+
+
+def test_vector_step_before_reset_rejected(demo_world) -> None:
+    env = R2RVectorEnv(num_envs=2, world=demo_world)
+    with pytest.raises(envs.r2r_env.EnvUsageError, match="reset"):
+        env.step(np.zeros(2, dtype=np.int64))
+
+
+def test_vector_action_shape_checked(demo_world) -> None:
+    env = R2RVectorEnv(num_envs=2, world=demo_world)
+    env.reset(seed=0)
+    with pytest.raises(envs.r2r_env.EnvUsageError, match="shape"):
+        env.step(np.zeros((2, 1), dtype=np.int64))
+
+
+def test_fractional_action_rejected(demo_world) -> None:
+    env = R2RVectorEnv(num_envs=2, world=demo_world)
+    env.reset(seed=0)
+    with pytest.raises(envs.r2r_env.EnvUsageError, match="integers"):
+        env.step(np.array([0.5, 1.0]))
+
+
+def test_invalid_setting_rejected(demo_dir) -> None:
+    with pytest.raises(ValueError, match="max_candidates"):
+        R2REnv(data_dir=str(demo_dir), max_candidates=0)
+
+
+def test_world_repr_short(demo_world) -> None:
+    assert len(repr(demo_world)) < 1000

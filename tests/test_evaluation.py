@@ -263,7 +263,7 @@ def test_cli_nonpositive_success_distance_exits_2(toy_data: Path, toy_file: Path
     code = main([str(toy_file), "--split", "toy_val", "--data-dir", str(toy_data), "--success-distance", "0"])
 
     assert code == 2
-    assert "success distance must be positive" in capsys.readouterr().err
+    assert "success distance must be a positive number" in capsys.readouterr().err
 
 
 # Real data: the shortest-path agent file and the official scorer's method.

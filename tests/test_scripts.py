@@ -127,3 +127,21 @@ def test_world_uses_saved_vocabulary(demo_dir: Path, tmp_path: Path) -> None:
     build_vocabulary.main(["--data-dir", str(demo_dir), "--out", str(out), "--min-count", "3"])
     world = NavigationWorld.from_settings(EnvSettings(data_dir=str(demo_dir), vocabulary=str(out)))
     assert world.encoder.vocabulary == Vocabulary.load(out)
+
+
+def test_unwritable_output_exits_2(demo_dir: Path, tmp_path: Path, capsys) -> None:
+    argv = ["--data-dir", str(demo_dir), "--agent", "stop", "--split", "val_seen", "--out", str(tmp_path)]
+    assert run_baseline.main(argv) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_zero_batch_size_rejected(demo_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        run_baseline.main(
+            ["--data-dir", str(demo_dir), "--batch-size", "0", "--out", str(tmp_path / "t.json")]
+        )
+
+
+def test_reproduce_rejects_test_split(demo_dir: Path, capsys) -> None:
+    assert reproduce_baselines.main(["--data-dir", str(demo_dir), "--splits", "test"]) == 2
+    assert "no reference paths" in capsys.readouterr().err

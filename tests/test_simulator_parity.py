@@ -89,3 +89,16 @@ def test_batch_replays_walks_together(reference: dict, real_connectivity: Connec
         )
         for i, walk in enumerate(walks):
             assert_same_state(sim.state(i), walk["states"][step + 1], f"batch {i} step {step + 1}")
+
+
+def test_nan_heading_rejected(real_connectivity: Connectivity) -> None:
+    sim = Simulator(real_connectivity)
+    with pytest.raises(ValueError, match="finite"):
+        sim.new_episode("17DRP5sb8fy", "10c252c90fa24ef3b698c6f54d984c5c", float("nan"), 0.0)
+
+
+def test_nan_turn_rejected(real_connectivity: Connectivity) -> None:
+    sim = Simulator(real_connectivity)
+    sim.new_episode("17DRP5sb8fy", "10c252c90fa24ef3b698c6f54d984c5c", 0.0, 0.0)
+    with pytest.raises(ValueError, match="finite"):
+        sim.make_action(0, float("nan"), 0.0)
