@@ -16,7 +16,7 @@ import numpy as np
 
 from connectivity import Connectivity, connectivity_dir, resolve_data_dir
 from envs.episodes import Episode, Split
-from envs.features import FeatureStore, MissingViewpointError, open_feature_store
+from envs.features import NO_FEATURES, FeatureStore, MissingViewpointError, open_feature_store
 from envs.navigable import CameraSettings
 from envs.r2r import load_r2r_split
 from envs.simulator import SceneTables
@@ -37,6 +37,8 @@ class EnvSettings:
     """View-feature file, or "none" for zeros (angle features only)."""
     feature_dim: int = 512
     """Feature dimension of the "none" store; files carry their own."""
+    missing_features: str = "raise"
+    """What a viewpoint without features gives: "raise" an error, or "zeros"."""
     vocabulary: str | None = None
     """Vocabulary file; None builds one from the training split."""
     min_word_count: int = 5
@@ -96,7 +98,8 @@ class NavigationWorld:
         data_dir = resolve_data_dir(settings.data_dir)
         connectivity = Connectivity(connectivity_dir(data_dir))
         tables = SceneTables(connectivity, camera or CameraSettings())
-        features = open_feature_store(settings.features, settings.feature_dim)
+        dim = settings.feature_dim if settings.features == NO_FEATURES else None
+        features = open_feature_store(settings.features, dim, missing=settings.missing_features)
         splits: dict[str, Split] = {}
         if settings.vocabulary:
             vocabulary = Vocabulary.load(settings.vocabulary)

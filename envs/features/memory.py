@@ -7,11 +7,20 @@ from typing import Any
 
 import numpy as np
 
-from envs.features.base import VIEWS_PER_VIEWPOINT, FeatureFormatError, FeatureStore, MissingViewpointError
+from envs.features.base import (
+    MISSING_RAISE,
+    VIEWS_PER_VIEWPOINT,
+    FeatureFormatError,
+    FeatureStore,
+)
 
 
 class InMemoryFeatureStore(FeatureStore):
-    """Features of the viewpoints `keys`, row i of `features` belonging to keys[i]."""
+    """Features of the viewpoints `keys`, row i of `features` belonging to keys[i].
+
+    `missing="zeros"` returns zeros for absent viewpoints instead of raising
+    `MissingViewpointError` (see `FeatureStore`).
+    """
 
     def __init__(
         self,
@@ -19,6 +28,7 @@ class InMemoryFeatureStore(FeatureStore):
         features: np.ndarray,
         metadata: dict[str, Any] | None = None,
         source: str = "memory",
+        missing: str = MISSING_RAISE,
     ):
         if features.ndim != 3 or features.shape[1] != VIEWS_PER_VIEWPOINT:
             raise FeatureFormatError(
@@ -33,17 +43,17 @@ class InMemoryFeatureStore(FeatureStore):
             raise FeatureFormatError(f"{source}: a (scan, viewpoint) appears twice")
         self.dim = int(features.shape[2])
         self.metadata = {"format": "memory", "dim": self.dim} | (metadata or {})
+        self._init_missing(missing, len(self._rows))
 
     def lookup(self, scan: str, viewpoint: str) -> int:
-        try:
-            return self._rows[(scan, viewpoint)]
-        except KeyError:
-            raise MissingViewpointError(
-                f"{self.source} has no features for scan {scan!r}, viewpoint {viewpoint!r}; "
-                "extract features for it or use a store that covers this split"
-            ) from None
+        row = self._rows.get((scan, viewpoint))
+        if row is None:
+            return self._missing_row(scan, viewpoint)
+        return row
 
     def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        if self._filled:
+            return self._read_rows_filled(rows, self._features.__getitem__)
         return self._features[rows]
 
     def keys(self) -> Iterable[tuple[str, str]]:
@@ -51,3 +61,6 @@ class InMemoryFeatureStore(FeatureStore):
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and key in self._rows

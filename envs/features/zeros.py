@@ -6,20 +6,24 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from envs.features.base import VIEWS_PER_VIEWPOINT, FeatureStore
+from envs.features.base import MISSING_ZEROS, VIEWS_PER_VIEWPOINT, FeatureStore
 
 
 class NoVisualFeatures(FeatureStore):
     """Zeros of a chosen dimension for any viewpoint, so every path runs without features.
 
-    Agents then see only the angle features of their candidates.
+    Agents then see only the angle features of their candidates. Every viewpoint counts
+    as present, so the `missing` policy of other stores does not apply.
     """
+
+    missing = MISSING_ZEROS
 
     def __init__(self, dim: int = 512):
         if dim < 1:
             raise ValueError(f"feature dimension must be at least 1, got {dim}")
         self.dim = dim
-        self.metadata = {"format": "none", "encoder": "none (zeros)", "dim": dim}
+        self.source = "no visual features"
+        self.metadata = {"format": "none", "encoder": "none (zeros)", "dim": dim, "dtype": "float32"}
 
     def lookup(self, scan: str, viewpoint: str) -> int:
         return 0
