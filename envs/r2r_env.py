@@ -81,6 +81,18 @@ class EpisodeSampler:
         self._order.clear()
         self._cursor.clear()
 
+    def state_dict(self) -> dict[str, Any]:
+        """Return the epoch orders and positions as plain values, for checkpoints."""
+        return {
+            "order": {split: order.tolist() for split, order in self._order.items()},
+            "cursor": dict(self._cursor),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state returned by `state_dict`."""
+        self._order = {split: np.asarray(order, dtype=np.int64) for split, order in state["order"].items()}
+        self._cursor = {split: int(cursor) for split, cursor in state["cursor"].items()}
+
 
 def _episode_metrics(world: NavigationWorld, episode: Episode, trajectory: list) -> dict[str, float]:
     graph = world.connectivity[episode.scan]
@@ -368,6 +380,15 @@ class R2RVectorEnv(VectorEnv):
             mask[list(ended)] = True
             infos.update(trajectory=trajectories, _trajectory=mask, metrics=metrics, _metrics=has_metrics)
         return infos
+
+    def sampling_state(self) -> dict[str, Any]:
+        """Return the state that decides which episodes reset draws next, for checkpoints."""
+        return {"sampler": self._sampler.state_dict(), "rng": dict(self.np_random.bit_generator.state)}
+
+    def load_sampling_state(self, state: dict[str, Any]) -> None:
+        """Restore a state returned by `sampling_state`."""
+        self._sampler.load_state_dict(state["sampler"])
+        self.np_random.bit_generator.state = state["rng"]
 
     def teacher_actions(self) -> np.ndarray:
         """Return the shortest-path teacher's action for every environment (STOP where ended)."""

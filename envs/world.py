@@ -93,17 +93,22 @@ class NavigationWorld:
     _feature_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
 
     @classmethod
-    def from_settings(cls, settings: EnvSettings, camera: CameraSettings | None = None) -> NavigationWorld:
-        """Open the data folder, the feature store and the vocabulary named by `settings`."""
+    def from_settings(
+        cls, settings: EnvSettings, camera: CameraSettings | None = None, vocabulary: Vocabulary | None = None
+    ) -> NavigationWorld:
+        """Open the data folder, the feature store and the vocabulary named by `settings`.
+
+        A `vocabulary` given here takes the place of the one `settings` names or builds.
+        """
         data_dir = resolve_data_dir(settings.data_dir)
         connectivity = Connectivity(connectivity_dir(data_dir))
         tables = SceneTables(connectivity, camera or CameraSettings())
         dim = settings.feature_dim if settings.features == NO_FEATURES else None
         features = open_feature_store(settings.features, dim, missing=settings.missing_features)
         splits: dict[str, Split] = {}
-        if settings.vocabulary:
+        if vocabulary is None and settings.vocabulary:
             vocabulary = Vocabulary.load(settings.vocabulary)
-        else:
+        elif vocabulary is None:
             splits["train"] = load_r2r_split("train", data_dir)
             vocabulary = build_vocabulary(
                 (e.instruction for e in splits["train"]), min_count=settings.min_word_count

@@ -1,0 +1,407 @@
+"""Training the EnvDrop follower: settings, the loop, evaluation and checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from agent.checkpoint import capture_random_state, load_checkpoint, restore_random_state, save_checkpoint
+from agent.follower import Follower, FollowerModelSettings, run_episodes
+from agent.run_record import choose_device, write_run_record
+from envs.evaluation import evaluate_trajectories
+from envs.features import check_compatible
+from envs.r2r import read_r2r_file
+from envs.r2r_env import R2RVectorEnv
+from envs.world import EnvSettings, NavigationWorld
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_KIND = "envdrop-follower"
+TRAIN_MODES = ("il", "rl", "mixed")
+AUGMENTED_SPLIT = "augmented"
+
+
+@dataclass(frozen=True)
+class FollowerTrainingSettings:
+    """Settings of a follower training run; defaults reproduce CLIP-ViL's R2R configuration."""
+
+    output_dir: str = "runs/follower"
+    """Folder for checkpoints, TensorBoard logs and the run record."""
+    data_dir: str | None = None
+    """Folder holding connectivity/ and R2R/ (default: $CLIPNAV_DATA_DIR, else ../shared/data)."""
+    features: str = "none"
+    """View-feature store (TSV, HDF5 or clipnav), or "none" for zeros."""
+    feature_dim: int = 512
+    """Dimension of the "none" store."""
+    vocabulary: str | None = None
+    """Vocabulary file; None builds one from the training split and saves it in output_dir."""
+    train_split: str = "train"
+    """Split of the real training episodes."""
+    augmented: str | None = None
+    """R2R-format file of speaker-generated episodes; batches alternate real and augmented."""
+    val_splits: str = "val_seen,val_unseen"
+    """Comma-separated splits evaluated at every evaluation interval."""
+    iterations: int = 80_000
+    """Training iterations (one batch each)."""
+    batch_size: int = 64
+    """Episodes per batch."""
+    learning_rate: float = 1e-4
+    """RMSprop learning rate."""
+    optimizer: str = "rmsprop"
+    """rmsprop (EnvDrop) or adam."""
+    train_mode: str = "mixed"
+    """il (teacher forcing), rl (A2C) or mixed (both, weighted by ml_weight)."""
+    ml_weight: float = 0.2
+    """Weight of the imitation loss in mixed training."""
+    gamma: float = 0.9
+    """Discount of the A2C returns."""
+    entropy_weight: float = 0.01
+    """Weight of the entropy bonus in the A2C loss."""
+    grad_clip: float = 40.0
+    """Maximum gradient norm."""
+    max_steps: int = 35
+    """Maximum actions per episode."""
+    max_instruction_length: int = 80
+    """Instruction tokens kept (80 for R2R, 160 for RxR)."""
+    angle_feature_size: int = 128
+    """Size of the angle features."""
+    env_dropout: float = 0.3
+    """Environmental dropout on augmented batches: one channel mask per scan, shared by all its views."""
+    eval_interval: int = 2000
+    """Iterations between evaluations on val_splits."""
+    eval_episodes: int = 0
+    """Episodes evaluated per split; 0 means all."""
+    checkpoint_interval: int = 500
+    """Iterations between saves of the latest checkpoint."""
+    log_interval: int = 100
+    """Iterations between log lines and TensorBoard points."""
+    seed: int = 0
+    """Seed of every random generator."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N, or auto (CUDA when present)."""
+    force_features: bool = False
+    """Train on resume, or evaluate, with features that differ from the checkpoint's."""
+
+    def __post_init__(self) -> None:
+        if self.train_mode not in TRAIN_MODES:
+            raise ValueError(f"train_mode must be one of {TRAIN_MODES}, got {self.train_mode!r}")
+        if self.optimizer not in ("rmsprop", "adam"):
+            raise ValueError(f"optimizer must be rmsprop or adam, got {self.optimizer!r}")
+        for name in (
+            "iterations",
+            "batch_size",
+            "max_steps",
+            "eval_interval",
+            "checkpoint_interval",
+            "log_interval",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def validation_splits(self) -> list[str]:
+        return [split for split in self.val_splits.split(",") if split]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_world(settings: FollowerTrainingSettings, vocabulary_path: str | None) -> NavigationWorld:
+    env_settings = EnvSettings(
+        data_dir=settings.data_dir,
+        split=settings.train_split,
+        features=settings.features,
+        feature_dim=settings.feature_dim,
+        vocabulary=vocabulary_path,
+        max_instruction_length=settings.max_instruction_length,
+        angle_feature_size=settings.angle_feature_size,
+    )
+    world = NavigationWorld.from_settings(env_settings)
+    if settings.augmented:
+        world.add_split(read_r2r_file(settings.augmented, name=AUGMENTED_SPLIT, has_reference=True))
+    return world
+
+
+def feature_signature(world: NavigationWorld) -> dict[str, Any]:
+    """The feature facts a checkpoint records and later checks: dimension, encoder, weights."""
+    metadata = world.features.metadata
+    return {
+        "dim": world.features.dim,
+        "encoder": metadata.get("encoder"),
+        "pretrained": metadata.get("pretrained"),
+        "format": metadata.get("format"),
+    }
+
+
+class FollowerTrainer:
+    """Trains a follower and evaluates it; `train()` runs or resumes the whole loop."""
+
+    def __init__(
+        self,
+        settings: FollowerTrainingSettings,
+        model_settings: FollowerModelSettings | None = None,
+        resume: bool = False,
+    ):
+        self.settings = settings
+        self.model_settings = model_settings or FollowerModelSettings()
+        model_settings = self.model_settings
+        self.output_dir = Path(settings.output_dir)
+        self.checkpoint_dir = self.output_dir / "checkpoints"
+        self.device = choose_device(settings.device)
+        seed_everything(settings.seed)
+
+        latest = self.checkpoint_dir / "latest.pt"
+        state = load_checkpoint(latest, CHECKPOINT_KIND) if resume else None
+        if not resume and latest.exists():
+            raise FileExistsError(
+                f"{latest} exists: pass --resume to continue that run, or choose another output_dir"
+            )
+
+        vocabulary_path = self._vocabulary_path(state)
+        self.world = build_world(settings, vocabulary_path)
+        if vocabulary_path is None:
+            vocabulary_path = str(self.output_dir / "vocab.txt")
+            self.world.encoder.vocabulary.save(vocabulary_path)
+        self.vocabulary_path = vocabulary_path
+
+        self.model = Follower(
+            len(self.world.encoder.vocabulary),
+            self.world.features.dim,
+            settings.angle_feature_size,
+            model_settings,
+        ).to(self.device)
+        parameters = self.model.parameters()
+        if settings.optimizer == "rmsprop":
+            self.optimizer: torch.optim.Optimizer = torch.optim.RMSprop(parameters, lr=settings.learning_rate)
+        else:
+            self.optimizer = torch.optim.Adam(parameters, lr=settings.learning_rate)
+        self.env = R2RVectorEnv(
+            num_envs=settings.batch_size,
+            world=self.world,
+            max_episode_steps=settings.max_steps,
+            autoreset_mode=AutoresetMode.DISABLED,
+        )
+        self.env.reset(seed=settings.seed)
+        self.iteration = 0
+        self.best: dict[str, dict[str, float]] = {}
+        if state is not None:
+            self._restore(state)
+        write_run_record(
+            self.output_dir,
+            {"training": asdict(settings), "model": asdict(model_settings), "vocabulary": vocabulary_path},
+            settings.seed,
+            self.world.features.metadata | {"signature": feature_signature(self.world)},
+        )
+        self.writer = SummaryWriter(str(self.output_dir / "tensorboard"), purge_step=self.iteration + 1)
+
+    def _vocabulary_path(self, state: dict[str, Any] | None) -> str | None:
+        if state is not None:
+            return state["vocabulary_path"]
+        return self.settings.vocabulary
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "kind": CHECKPOINT_KIND,
+            "iteration": self.iteration,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "training_settings": asdict(self.settings),
+            "model_settings": asdict(self.model_settings),
+            "vocabulary": list(self.world.encoder.vocabulary.tokens),
+            "vocabulary_path": self.vocabulary_path,
+            "features": feature_signature(self.world),
+            "random_state": capture_random_state(),
+            "sampling": self.env.sampling_state(),
+            "best": self.best,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        check_compatible(state["features"], feature_signature(self.world), force=self.settings.force_features)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration = int(state["iteration"])
+        self.best = state["best"]
+        self.env.load_sampling_state(state["sampling"])
+        restore_random_state(state["random_state"])
+        logger.info("resumed %s at iteration %d", self.output_dir, self.iteration)
+
+    def save(self, name: str = "latest") -> Path:
+        path = self.checkpoint_dir / f"{name}.pt"
+        save_checkpoint(path, self.checkpoint_state())
+        return path
+
+    # --- one iteration ------------------------------------------------------------------
+
+    def _environment_dropout(self) -> torch.Tensor:
+        """One visual channel mask per scan of the batch, shared by all views of that scan."""
+        keep = 1.0 - self.settings.env_dropout
+        masks: dict[str, torch.Tensor] = {}
+        rows = []
+        for episode in self.env.episodes:
+            if episode.scan not in masks:
+                draw = torch.bernoulli(torch.full((self.world.features.dim,), keep))
+                masks[episode.scan] = draw / keep
+            rows.append(masks[episode.scan])
+        return torch.stack(rows).to(self.device)  # [B, D]
+
+    def train_iteration(self) -> dict[str, float]:
+        """Run one batch (imitation, A2C or both) and one optimizer step; return the losses."""
+        settings = self.settings
+        self.model.train()
+        augmented = settings.augmented is not None and self.iteration % 2 == 1
+        split = AUGMENTED_SPLIT if augmented else settings.train_split
+        active = np.ones(self.env.num_envs, dtype=bool)
+        self.optimizer.zero_grad()
+        logs: dict[str, float] = {}
+        total = torch.zeros((), device=self.device)
+
+        if settings.train_mode in ("il", "mixed"):
+            observation, _ = self.env.reset(options={"split": split})
+            visual_mask = self._environment_dropout() if augmented else None
+            result = run_episodes(
+                self.model, self.env, observation, "teacher", active, settings.max_steps, visual_mask
+            )
+            weight = 1.0 if settings.train_mode == "il" else settings.ml_weight
+            total = total + weight * result.imitation_loss
+            logs["losses/imitation"] = float(result.imitation_loss.detach())
+
+        if settings.train_mode in ("rl", "mixed"):
+            observation, _ = self.env.reset(options={"split": split})
+            visual_mask = self._environment_dropout() if augmented else None
+            result = run_episodes(
+                self.model,
+                self.env,
+                observation,
+                "sample",
+                active,
+                settings.max_steps,
+                visual_mask,
+                settings.gamma,
+                settings.entropy_weight,
+            )
+            if result.rl_loss is not None:
+                total = total + result.rl_loss
+                logs["losses/rl"] = float(result.rl_loss.detach())
+            logs["train/reward_per_episode"] = result.total_reward / self.env.num_envs
+
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), settings.grad_clip)
+        self.optimizer.step()
+        self.iteration += 1
+        logs["losses/total"] = float(total.detach())
+        return logs
+
+    # --- evaluation -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, splits: list[str] | None = None) -> dict[str, dict[str, float]]:
+        """Greedy episodes on each split; return the mean metrics per split."""
+        self.model.eval()
+        results = {}
+        for split_name in splits or self.settings.validation_splits:
+            split = self.world.split(split_name)
+            instr_ids = [e.instr_id for e in split]
+            if self.settings.eval_episodes:
+                instr_ids = instr_ids[: self.settings.eval_episodes]
+            trajectories = greedy_trajectories(self.model, self.world, split_name, instr_ids, self.settings)
+            report = evaluate_trajectories(trajectories, split.subset(instr_ids), self.world.connectivity)
+            results[split_name] = report.means()
+        return results
+
+    def _record_evaluation(self, results: dict[str, dict[str, float]]) -> None:
+        for split, means in results.items():
+            for name, value in means.items():
+                self.writer.add_scalar(f"eval/{split}/{name}", value, self.iteration)
+            logger.info(
+                "iteration %d, %s: SR %.4f SPL %.4f NE %.2f nDTW %.4f",
+                self.iteration,
+                split,
+                means["success"],
+                means["spl"],
+                means["navigation_error"],
+                means["ndtw"],
+            )
+            score = (means["spl"], means["success"])
+            best = self.best.get(split)
+            if best is None or score > (best["spl"], best["success"]):
+                self.best[split] = {
+                    "spl": means["spl"],
+                    "success": means["success"],
+                    "iteration": self.iteration,
+                }
+                path = self.save(f"best_{split}")
+                logger.info(
+                    "new best on %s (SPL %.4f, SR %.4f): %s", split, means["spl"], means["success"], path
+                )
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def train(self) -> dict[str, dict[str, float]]:
+        """Train until `iterations`, evaluating, logging and checkpointing on the way."""
+        settings = self.settings
+        start = time.perf_counter()
+        bar = tqdm(
+            total=settings.iterations,
+            initial=self.iteration,
+            desc="train follower",
+            unit="it",
+            dynamic_ncols=True,
+        )
+        while self.iteration < settings.iterations:
+            logs = self.train_iteration()
+            bar.update(1)
+            if self.iteration % settings.log_interval == 0 or self.iteration == settings.iterations:
+                for name, value in logs.items():
+                    self.writer.add_scalar(name, value, self.iteration)
+                self.writer.add_scalar(
+                    "train/learning_rate", self.optimizer.param_groups[0]["lr"], self.iteration
+                )
+                bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in logs.items()})
+                logger.debug("iteration %d: %s", self.iteration, logs)
+            if self.iteration % settings.eval_interval == 0 or self.iteration == settings.iterations:
+                self._record_evaluation(self.evaluate())
+            if self.iteration % settings.checkpoint_interval == 0 or self.iteration == settings.iterations:
+                self.save("latest")
+        bar.close()
+        self.writer.flush()
+        logger.info("trained %d iterations in %.0f s", self.iteration, time.perf_counter() - start)
+        return self.best
+
+
+def greedy_trajectories(
+    model: Follower, world: NavigationWorld, split: str, instr_ids: list[str], settings: Any
+) -> dict[str, list]:
+    """Run the follower greedily on the given episodes; return trajectories by instr_id."""
+    model.eval()
+    batch_size = settings.batch_size
+    env = R2RVectorEnv(
+        num_envs=batch_size,
+        world=world,
+        max_episode_steps=settings.max_steps,
+        autoreset_mode=AutoresetMode.DISABLED,
+    )
+    trajectories: dict[str, list] = {}
+    with torch.no_grad():
+        for start in range(0, len(instr_ids), batch_size):
+            chunk = instr_ids[start : start + batch_size]
+            mask = np.zeros(batch_size, dtype=bool)
+            mask[: len(chunk)] = True
+            observation, _ = env.reset(options={"split": split, "instr_ids": chunk, "reset_mask": mask})
+            result = run_episodes(model, env, observation, "argmax", mask, settings.max_steps)
+            trajectories.update(result.trajectories)
+    env.close()
+    return {instr_id: [list(pose) for pose in trajectories[instr_id]] for instr_id in instr_ids}
