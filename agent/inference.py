@@ -1,15 +1,29 @@
-"""Loading a trained follower from its checkpoint and running it greedily on any split."""
+"""Loading a trained agent from its checkpoint and running it greedily on any split.
+
+`load_agent` reads a checkpoint of any trained kind (the EnvDrop follower or the Seq2Seq
+agent) and returns a `TrainedAgent` that runs itself on a split.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from torch import nn
 
 from agent.checkpoint import CheckpointError, load_checkpoint
 from agent.follower import Follower, FollowerModelSettings
 from agent.run_record import choose_device
-from agent.training import CHECKPOINT_KIND, FollowerTrainingSettings, feature_signature, greedy_trajectories
+from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings
+from agent.seq2seq_training import CHECKPOINT_KIND as SEQ2SEQ_KIND
+from agent.seq2seq_training import Seq2SeqTrainingSettings
+from agent.seq2seq_training import greedy_trajectories as seq2seq_greedy_trajectories
+from agent.training import CHECKPOINT_KIND as FOLLOWER_KIND
+from agent.training import FollowerTrainingSettings, feature_signature, greedy_trajectories
 from envs.features import check_compatible
 from envs.tokenizer import Vocabulary
 from envs.world import EnvSettings, NavigationWorld
@@ -17,22 +31,15 @@ from envs.world import EnvSettings, NavigationWorld
 logger = logging.getLogger(__name__)
 
 
-def load_follower(
+def _checkpoint_world(
+    state: dict[str, Any],
     checkpoint: str | os.PathLike[str],
-    data_dir: str | None = None,
-    features: str | None = None,
-    device: str = "auto",
-    force_features: bool = False,
-) -> tuple[Follower, NavigationWorld, FollowerTrainingSettings]:
-    """Rebuild a follower and a world for it from a checkpoint.
-
-    The world reads `features` (default: the store the model was trained on) and uses the
-    checkpoint's own vocabulary. A store whose dimension, encoder or weights differ from
-    the training features raises FeatureMismatchError unless `force_features`.
-    """
-    state = load_checkpoint(checkpoint, CHECKPOINT_KIND)
-    training = FollowerTrainingSettings(**state["training_settings"])
-    model_settings = FollowerModelSettings(**state["model_settings"])
+    training: FollowerTrainingSettings | Seq2SeqTrainingSettings,
+    data_dir: str | None,
+    features: str | None,
+    force_features: bool,
+) -> NavigationWorld:
+    """Open a world with the checkpoint's vocabulary and features compatible with its training features."""
     vocabulary = Vocabulary(state["vocabulary"][4:])
     if vocabulary.tokens != state["vocabulary"]:
         raise CheckpointError(f"{checkpoint}: its vocabulary does not start with the special tokens")
@@ -50,12 +57,44 @@ def load_follower(
         vocabulary=vocabulary,
     )
     check_compatible(state["features"], feature_signature(world), force=force_features)
+    return world
 
-    model = Follower(len(vocabulary), world.features.dim, training.angle_feature_size, model_settings)
+
+def _follower_from_state(
+    state: dict[str, Any],
+    checkpoint: str | os.PathLike[str],
+    data_dir: str | None,
+    features: str | None,
+    device: str,
+    force_features: bool,
+) -> tuple[Follower, NavigationWorld, FollowerTrainingSettings]:
+    training = FollowerTrainingSettings(**state["training_settings"])
+    model_settings = FollowerModelSettings(**state["model_settings"])
+    world = _checkpoint_world(state, checkpoint, training, data_dir, features, force_features)
+    model = Follower(
+        len(world.encoder.vocabulary), world.features.dim, training.angle_feature_size, model_settings
+    )
     model.load_state_dict(state["model"])
     model.to(choose_device(device)).eval()
     logger.info("loaded follower from %s (iteration %d)", Path(checkpoint), state["iteration"])
     return model, world, training
+
+
+def load_follower(
+    checkpoint: str | os.PathLike[str],
+    data_dir: str | None = None,
+    features: str | None = None,
+    device: str = "auto",
+    force_features: bool = False,
+) -> tuple[Follower, NavigationWorld, FollowerTrainingSettings]:
+    """Rebuild a follower and a world for it from a checkpoint.
+
+    The world reads `features` (default: the store the model was trained on) and uses the
+    checkpoint's own vocabulary. A store whose dimension, encoder or weights differ from
+    the training features raises FeatureMismatchError unless `force_features`.
+    """
+    state = load_checkpoint(checkpoint, FOLLOWER_KIND)
+    return _follower_from_state(state, checkpoint, data_dir, features, device, force_features)
 
 
 def follow_split(
@@ -64,3 +103,84 @@ def follow_split(
     """Run the follower greedily on every episode of `split`; return trajectories by instr_id."""
     instr_ids = [episode.instr_id for episode in world.split(split)]
     return greedy_trajectories(model, world, split, instr_ids, training)
+
+
+def _seq2seq_from_state(
+    state: dict[str, Any],
+    checkpoint: str | os.PathLike[str],
+    data_dir: str | None,
+    features: str | None,
+    device: str,
+    force_features: bool,
+) -> tuple[Seq2Seq, NavigationWorld, Seq2SeqTrainingSettings]:
+    training = Seq2SeqTrainingSettings(**state["training_settings"])
+    model_settings = Seq2SeqModelSettings(**state["model_settings"])
+    world = _checkpoint_world(state, checkpoint, training, data_dir, features, force_features)
+    model = Seq2Seq(
+        len(world.encoder.vocabulary), world.features.dim, training.angle_feature_size, model_settings
+    )
+    model.load_state_dict(state["model"])
+    model.to(choose_device(device)).eval()
+    logger.info("loaded Seq2Seq agent from %s (iteration %d)", Path(checkpoint), state["iteration"])
+    return model, world, training
+
+
+def load_seq2seq(
+    checkpoint: str | os.PathLike[str],
+    data_dir: str | None = None,
+    features: str | None = None,
+    device: str = "auto",
+    force_features: bool = False,
+) -> tuple[Seq2Seq, NavigationWorld, Seq2SeqTrainingSettings]:
+    """Rebuild a Seq2Seq agent and a world for it from a checkpoint; arguments as for `load_follower`."""
+    state = load_checkpoint(checkpoint, SEQ2SEQ_KIND)
+    return _seq2seq_from_state(state, checkpoint, data_dir, features, device, force_features)
+
+
+def seq2seq_split(
+    model: Seq2Seq, world: NavigationWorld, training: Seq2SeqTrainingSettings, split: str
+) -> dict[str, list]:
+    """Run the Seq2Seq agent with greedy decoding on every episode of `split`; return trajectories by instr_id."""
+    instr_ids = [episode.instr_id for episode in world.split(split)]
+    return seq2seq_greedy_trajectories(model, world, split, instr_ids, training)
+
+
+@dataclass
+class TrainedAgent:
+    """A trained agent loaded from a checkpoint, with the world it runs in."""
+
+    kind: str
+    """The checkpoint kind: "envdrop-follower" or "seq2seq"."""
+    model: nn.Module
+    world: NavigationWorld
+    training: FollowerTrainingSettings | Seq2SeqTrainingSettings
+    _run: Callable[..., dict[str, list]]
+
+    def run_split(self, split: str) -> dict[str, list]:
+        """Run the agent greedily on every episode of `split`; return trajectories by instr_id."""
+        return self._run(self.model, self.world, self.training, split)
+
+
+AGENT_LOADERS = {
+    FOLLOWER_KIND: (_follower_from_state, follow_split),
+    SEQ2SEQ_KIND: (_seq2seq_from_state, seq2seq_split),
+}
+
+
+def load_agent(
+    checkpoint: str | os.PathLike[str],
+    data_dir: str | None = None,
+    features: str | None = None,
+    device: str = "auto",
+    force_features: bool = False,
+) -> TrainedAgent:
+    """Load the agent of any trained kind from a checkpoint, choosing the model by its "kind" entry."""
+    state = load_checkpoint(checkpoint)
+    kind = state.get("kind")
+    if kind not in AGENT_LOADERS:
+        raise CheckpointError(
+            f"{checkpoint} is a {kind!r} checkpoint, expected one of {', '.join(map(repr, AGENT_LOADERS))}"
+        )
+    build, run = AGENT_LOADERS[kind]
+    model, world, training = build(state, checkpoint, data_dir, features, device, force_features)
+    return TrainedAgent(kind, model, world, training, run)

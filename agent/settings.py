@@ -69,7 +69,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type, prefix: s
         converter, optional = _option_type(hints[field.name])
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
         name = "--" + prefix + field.name.replace("_", "-")
-        help_text = docs.get(field.name, "")
+        help_text = docs.get(field.name, "").replace("%", "%%")  # argparse formats help with %
         group.add_argument(
             name,
             dest=prefix.replace("-", "_") + field.name,

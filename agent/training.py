@@ -153,7 +153,9 @@ class FollowerTrainer:
         settings: FollowerTrainingSettings,
         model_settings: FollowerModelSettings | None = None,
         resume: bool = False,
+        world: NavigationWorld | None = None,
     ):
+        """Set up a run; `world` replaces the one `settings` describe (benchmarks, tests)."""
         self.settings = settings
         self.model_settings = model_settings or FollowerModelSettings()
         model_settings = self.model_settings
@@ -170,7 +172,7 @@ class FollowerTrainer:
             )
 
         vocabulary_path = self._vocabulary_path(state)
-        self.world = build_world(settings, vocabulary_path)
+        self.world = world if world is not None else build_world(settings, vocabulary_path)
         if vocabulary_path is None:
             vocabulary_path = str(self.output_dir / "vocab.txt")
             self.world.encoder.vocabulary.save(vocabulary_path)

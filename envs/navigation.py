@@ -1,8 +1,10 @@
-"""Batched navigation episodes with panoramic actions: the core of the Gymnasium environments.
+"""Batched navigation episodes: the core of the Gymnasium environments.
 
-`NavigationBatch` runs one episode per slot. Each step an episode either moves to one of
-its panoramic candidates or stops. It builds the observation arrays the environments
-return and records each episode's trajectory.
+`NavigationBatch` runs one episode per slot, in one of two action spaces. With panoramic
+actions an episode either moves to one of its panoramic candidates or stops. With the
+egocentric actions of the R2R paper (`envs.egocentric`) it turns, looks up or down,
+moves forward or stops. The batch builds the observation arrays the environments return,
+gives the shortest-path teacher's actions and records each episode's trajectory.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from envs import egocentric
 from envs.candidates import wrap_angle
 from envs.episodes import Episode
 from envs.features import VIEWS_PER_VIEWPOINT
@@ -19,6 +22,7 @@ from envs.navigable import (
     ELEVATION_INCREMENT,
     HEADING_COUNT,
     HEADING_INCREMENT,
+    VIEW_COUNT,
     view_elevation,
     view_heading,
 )
@@ -27,23 +31,39 @@ from envs.world import NavigationWorld, angle_features
 
 Trajectory = list[tuple[str, float, float]]
 
+ACTION_SPACES = ("panoramic", "egocentric")
+
 
 class NavigationBatch:
     """A fixed number of episode slots stepped together.
 
-    Actions are candidate indices in [0, max_candidates) or `stop_action` (=
-    max_candidates). A slot whose episode has ended ignores its action until it restarts.
+    With `action_space="panoramic"`, actions are candidate indices in [0, max_candidates)
+    or `stop_action` (= max_candidates). With "egocentric", actions are the six low-level
+    actions of `envs.egocentric` (0 left, 1 right, 2 up, 3 down, 4 forward, 5 stop), and
+    `stop_action` is 5. A slot whose episode has ended ignores its action until it restarts.
     """
 
-    def __init__(self, world: NavigationWorld, num_slots: int, invalid_actions: str = "raise"):
+    def __init__(
+        self,
+        world: NavigationWorld,
+        num_slots: int,
+        invalid_actions: str = "raise",
+        action_space: str = "panoramic",
+    ):
         if invalid_actions not in ("raise", "ignore"):
             raise ValueError(f"invalid_actions must be 'raise' or 'ignore', got {invalid_actions!r}")
+        if action_space not in ACTION_SPACES:
+            raise ValueError(f"action_space must be 'panoramic' or 'egocentric', got {action_space!r}")
+
         self.invalid_actions = invalid_actions
+        self.action_space_name = action_space
+        self.egocentric = action_space == "egocentric"
         self.world = world
         self.settings = world.settings
         self.num_slots = num_slots
         self.max_candidates = self.settings.max_candidates
-        self.stop_action = self.max_candidates
+        self.stop_action = egocentric.STOP if self.egocentric else self.max_candidates
+        self.num_actions = egocentric.ACTION_COUNT if self.egocentric else self.max_candidates + 1
         self.sim = BatchSimulator(world.connectivity, tables=world.tables)
         length = self.settings.max_instruction_length
         self.episodes: list[Episode | None] = [None] * num_slots
@@ -53,8 +73,10 @@ class NavigationBatch:
         self.trajectories: list[Trajectory] = [[] for _ in range(num_slots)]
         # Shortest-path distance to the goal from every viewpoint of the slot's scan.
         self._goal_distances = np.zeros((num_slots, 1))
-        # Next viewpoint (scan index) on the shortest path to the goal from every viewpoint.
+        # Next viewpoint (scan index) on the teacher's path to the goal from every viewpoint:
+        # the graph's shortest path, or for egocentric actions `egocentric_next_hops`.
         self._goal_next_hops = np.zeros((num_slots, 1), dtype=np.int64)
+        self._egocentric_hops: dict[str, np.ndarray] = {}  # by scan, [goal, here]
         self._scan_offset = np.zeros(num_slots, dtype=np.int64)
         self._distance = np.zeros(num_slots)
         self._has_goal = np.zeros(num_slots, dtype=bool)
@@ -105,11 +127,30 @@ class NavigationBatch:
                 graph = self.world.connectivity[episode.scan]
                 goal = graph.index(episode.goal)
                 self._goal_distances[slot, : len(graph)] = graph.distances[:, goal]
-                self._goal_next_hops[slot, : len(graph)] = graph.next_hops[goal]
+                hops = self._scan_egocentric_hops(episode.scan) if self.egocentric else graph.next_hops
+                self._goal_next_hops[slot, : len(graph)] = hops[goal]
         self.ended[slots] = False
         self._distance[slots] = self._distance_to_goal(slots)
         for slot in slots:
             self.trajectories[slot] = [self._pose(slot)]
+
+    def _scan_egocentric_hops(self, scan: str) -> np.ndarray:
+        hops = self._egocentric_hops.get(scan)
+        if hops is None:
+            graph = self.world.connectivity[scan]
+            offset = self.world.tables.offsets[scan]
+            rows = np.arange(offset * VIEW_COUNT, (offset + len(graph)) * VIEW_COUNT)
+            slot_one = self._slot_one(rows)
+            local = np.where(slot_one >= 0, slot_one - offset, -1).reshape(len(graph), VIEW_COUNT)
+            hops = self._egocentric_hops[scan] = egocentric.egocentric_next_hops(graph, local)
+        return hops
+
+    def _slot_one(self, rows: np.ndarray) -> np.ndarray:
+        """Global index of `navigable_locations[1]` in navigable-table `rows`, -1 where a view shows none."""
+        table = self.world.tables.navigable
+        if table.width < 2:
+            return np.full(rows.shape, -1, dtype=np.int64)
+        return table.target[rows, 1].astype(np.int64)
 
     def _distance_to_goal(self, slots: np.ndarray) -> np.ndarray:
         distance = np.zeros(len(slots))
@@ -130,43 +171,88 @@ class NavigationBatch:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Apply one action per slot; return (reward, terminated, invalid), each [num_slots].
 
-        Slots that had already ended get reward 0 and stay ended. An action naming a
-        candidate slot that the state does not have raises `InvalidActionError` when
-        `invalid_actions` is "raise". With "ignore", the agent stays where it is with
-        reward 0, and `invalid` marks the slot.
+        Slots that had already ended get reward 0 and stay ended. An invalid action (a
+        candidate slot that the state does not have, or an egocentric forward where the
+        view shows no neighbour) raises `InvalidActionError` when `invalid_actions` is
+        "raise". With "ignore", the agent stays where it is with reward 0, and `invalid`
+        marks the slot. Turns in place give reward 0.
         """
         actions = np.asarray(actions, dtype=np.int64).reshape(self.num_slots)
         active = ~self.ended
         stopping = active & (actions == self.stop_action)
-        moving = active & ~stopping
-        counts = self.world.tables.candidates.count[self.sim.viewpoint]
-        invalid = moving & ((actions < 0) | (actions >= counts))
+        acting = active & ~stopping
+        invalid = acting & ~self._valid_actions(actions)
         if invalid.any() and self.invalid_actions == "raise":
             slot = int(np.flatnonzero(invalid)[0])
-            raise InvalidActionError(
-                f"episode {self.episodes[slot].instr_id} (slot {slot}): expected a candidate index in "
-                f"[0, {counts[slot]}) or STOP ({self.stop_action}), got {actions[slot]}"
-            )
-        moving &= ~invalid
+            raise InvalidActionError(self._invalid_action_message(slot, int(actions[slot])))
+        acting &= ~invalid
 
-        self.sim.make_candidate_actions(np.where(moving, actions, 0), moving)
+        if self.egocentric:
+            self._make_egocentric_actions(actions, acting)
+        else:
+            self.sim.make_candidate_actions(np.where(acting, actions, 0), acting)
 
         reward = np.zeros(self.num_slots)
         new_distance = self._distance_to_goal(np.arange(self.num_slots))
-        reward[moving] = (self._distance - new_distance)[moving]
+        reward[acting] = (self._distance - new_distance)[acting]
         success = new_distance < self.settings.success_distance
         stop_reward = np.where(success, self.settings.success_reward, -self.settings.success_reward)
         reward[stopping] = stop_reward[stopping]
         reward[~self._has_goal] = 0.0
         self._distance = new_distance
 
-        for slot in np.flatnonzero(moving):
+        for slot in np.flatnonzero(acting):
             self.trajectories[slot].append(self._pose(slot))
         self.ended |= stopping
         return reward, stopping, invalid
 
+    def _valid_actions(self, actions: np.ndarray) -> np.ndarray:
+        if self.egocentric:
+            in_range = (actions >= 0) & (actions < egocentric.ACTION_COUNT)
+            return in_range & ((actions != egocentric.FORWARD) | self._forward_possible())
+        counts = self.candidate_counts()
+        return (actions >= 0) & (actions < counts)
+
+    def _invalid_action_message(self, slot: int, action: int) -> str:
+        where = f"episode {self.episodes[slot].instr_id} (slot {slot})"
+        if not self.egocentric:
+            count = self.candidate_counts()[slot]
+            return f"{where}: expected a candidate index in [0, {count}) or STOP ({self.stop_action}), got {action}"
+        if action == egocentric.FORWARD:
+            viewpoint = self.world.tables.viewpoint_ids[self.sim.viewpoint[slot]]
+            return (
+                f"{where}: forward is invalid because view {self.sim.view_index[slot]} of viewpoint "
+                f"{viewpoint} shows no navigable neighbour; turn or look elsewhere first"
+            )
+        names = ", ".join(f"{i} {name}" for i, name in enumerate(egocentric.ACTION_NAMES))
+        return f"{where}: expected an egocentric action in [0, {egocentric.ACTION_COUNT}) ({names}), got {action}"
+
+    def _forward_possible(self) -> np.ndarray:
+        """Return, for each slot, whether its current view shows a neighbour that forward can reach: bool [num_slots]."""
+        return self.world.tables.navigable.count[self.sim.state_key] > 1
+
+    def _make_egocentric_actions(self, actions: np.ndarray, acting: np.ndarray) -> None:
+        # Idle slots issue makeAction(0, 0, 0), which leaves them where they are.
+        chosen = np.where(acting, actions, egocentric.STOP)
+        steps = self.sim.step.copy()
+        self.sim.make_actions(
+            egocentric.LOCATION_INDEX[chosen],
+            egocentric.HEADING_SIGN[chosen],
+            egocentric.ELEVATION_SIGN[chosen],
+        )
+        # make_actions counts a step for every episode, the idle ones included.
+        self.sim.step = np.where(acting, self.sim.step, steps)
+
     def action_masks(self) -> np.ndarray:
-        """Valid actions of every slot: int8 [num_slots, max_candidates + 1], STOP last."""
+        """Valid actions of every slot: int8 [num_slots, num_actions], STOP last.
+
+        Egocentric masks mark forward invalid where the view shows no neighbour. Up and down
+        stay valid at the elevation limits, where the simulator clamps them to a turn in place.
+        """
+        if self.egocentric:
+            masks = np.ones((self.num_slots, egocentric.ACTION_COUNT), dtype=np.int8)
+            masks[:, egocentric.FORWARD] = self._forward_possible()
+            return masks
         masks = np.zeros((self.num_slots, self.max_candidates + 1), dtype=np.int8)
         masks[:, : self.max_candidates] = (
             np.arange(self.max_candidates)[None, :] < self.candidate_counts()[:, None]
@@ -216,7 +302,7 @@ class NavigationBatch:
             relative_heading, candidates.elevation[viewpoint[slot], column], size
         )
 
-        return {
+        observation = {
             "instruction": self.instruction.copy(),
             "instruction_mask": self.instruction_mask.copy(),
             "heading": heading.astype(np.float32)[:, None],
@@ -227,14 +313,23 @@ class NavigationBatch:
             "candidate_angles": candidate_angles,
             "candidate_mask": mask,
         }
+        if self.egocentric:
+            observation["view_index"] = sim.view_index.astype(np.int64)[:, None]
+            observation["forward_mask"] = self._forward_possible().astype(np.int8)[:, None]
+        return observation
 
     # --- teacher and bookkeeping ------------------------------------------------------
 
     def teacher_actions(self) -> np.ndarray:
-        """Return the shortest-path teacher's action of every slot: the candidate on the path, or STOP.
+        """Return the shortest-path teacher's action of every slot.
 
-        Slots at their goal, without a reference path, or already ended get STOP.
+        Panoramic: the candidate on the shortest path, or STOP. Egocentric: a turn towards
+        the nearest view (fewest turns) whose `navigable_locations[1]` is the next viewpoint
+        of the path from `egocentric.egocentric_next_hops`, FORWARD once in that view, or
+        STOP. Slots at their goal, without a reference path, or already ended get STOP.
         """
+        if self.egocentric:
+            return self._egocentric_teacher_actions()
         actions = np.full(self.num_slots, self.stop_action, dtype=np.int64)
         slots = np.flatnonzero(~self.ended & self._has_goal)
         viewpoint = self.sim.viewpoint[slots]
@@ -243,6 +338,20 @@ class NavigationBatch:
         on_path = targets == (next_local + self._scan_offset[slots])[:, None]
         walking = (next_local >= 0) & on_path.any(axis=1)
         actions[slots[walking]] = on_path[walking].argmax(axis=1)
+        return actions
+
+    def _egocentric_teacher_actions(self) -> np.ndarray:
+        actions = np.full(self.num_slots, egocentric.STOP, dtype=np.int64)
+        slots = np.flatnonzero(~self.ended & self._has_goal)
+        viewpoint = self.sim.viewpoint[slots]
+        offset = self._scan_offset[slots]
+        next_local = self._goal_next_hops[slots, viewpoint - offset]
+        slot_one = self._slot_one(viewpoint[:, None] * VIEW_COUNT + np.arange(VIEW_COUNT))  # [slots, 36]
+        turns, found = egocentric.teacher_turn_actions(
+            self.sim.heading_step[slots], self.sim.elevation_row[slots], slot_one, next_local + offset
+        )
+        walking = (next_local >= 0) & found
+        actions[slots[walking]] = turns[walking]
         return actions
 
     def forward_candidates(self, heading_step: np.ndarray) -> np.ndarray:

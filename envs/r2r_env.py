@@ -1,4 +1,8 @@
-"""Gymnasium environments for R2R: one episode (`R2REnv`) or a native batch (`R2RVectorEnv`)."""
+"""Gymnasium environments for R2R: one episode (`R2REnv`) or a native batch (`R2RVectorEnv`).
+
+Both take panoramic actions (the default) or the egocentric low-level actions of the R2R
+paper (`action_space="egocentric"`).
+"""
 
 from __future__ import annotations
 
@@ -36,14 +40,14 @@ def _world(world: NavigationWorld | None, settings: dict[str, Any]) -> Navigatio
     return NavigationWorld.from_settings(EnvSettings(**settings))
 
 
-def observation_space(world: NavigationWorld) -> spaces.Dict:
-    """Return the observation space of one episode."""
+def observation_space(world: NavigationWorld, action_space: str = "panoramic") -> spaces.Dict:
+    """Return the observation space of one episode; egocentric actions add `view_index` and `forward_mask`."""
     settings = world.settings
     length = settings.max_instruction_length
     dim = world.features.dim
     slots = settings.max_candidates
     angle = settings.angle_feature_size
-    return spaces.Dict(
+    space = spaces.Dict(
         {
             "instruction": spaces.Box(0, len(world.encoder.vocabulary) - 1, (length,), np.int64),
             "instruction_mask": spaces.MultiBinary(length),
@@ -56,6 +60,10 @@ def observation_space(world: NavigationWorld) -> spaces.Dict:
             "candidate_mask": spaces.MultiBinary(slots),
         }
     )
+    if action_space == "egocentric":
+        space["view_index"] = spaces.Box(0, VIEWS_PER_VIEWPOINT - 1, (1,), np.int64)
+        space["forward_mask"] = spaces.MultiBinary(1)
+    return space
 
 
 class EpisodeSampler:
@@ -140,8 +148,17 @@ class R2REnv(gym.Env):
     Matterport3D Simulator in discretized mode.
 
     ## Action space
-    `Discrete(max_candidates + 1)`: action k < max_candidates moves to candidate k (valid
-    where `candidate_mask[k]` is 1); action `max_candidates` is STOP (`env.stop_action`).
+    Panoramic (the default): `Discrete(max_candidates + 1)`. Action k < max_candidates
+    moves to candidate k (valid where `candidate_mask[k]` is 1), and action
+    `max_candidates` is STOP (`env.stop_action`).
+
+    Egocentric (`action_space="egocentric"`, the low-level actions of the R2R paper,
+    Anderson et al. 2018): `Discrete(6)`, with 0 left, 1 right (turn 30 degrees), 2 up,
+    3 down (look 30 degrees), 4 forward and 5 STOP. Forward moves to
+    `navigable_locations[1]`, the neighbour closest to the view centre, keeping heading
+    and elevation. It is valid only where `forward_mask` is 1. Up and down stop at +-30
+    degrees, where they leave the view unchanged, as in the simulator's `makeAction`.
+
     `info["action_mask"]` marks the valid actions. An invalid action leaves the agent in
     place with reward 0 and `info["invalid_action"]` True; `invalid_actions="raise"`
     makes it raise `InvalidActionError` instead.
@@ -158,13 +175,18 @@ class R2REnv(gym.Env):
     | `candidate_features` | [max_candidates, D]    | feature of the view each candidate is seen in   |
     | `candidate_angles`   | [max_candidates, A]    | sin/cos of relative heading and elevation        |
     | `candidate_mask`     | [max_candidates] int8  | 1 on real candidates                            |
+    | `view_index`         | [1] int64              | egocentric only: the current view, 0..35        |
+    | `forward_mask`       | [1] int8               | egocentric only: 1 where forward can move       |
 
-    An angle feature is (sin h, cos h, sin e, cos e) repeated A / 4 times, with h the
-    heading relative to the agent (wrapped to [-pi, pi)) and e the absolute elevation.
+    The current view's feature is `view_features[view_index]`, and its angle feature
+    `view_angles[view_index]`. An angle feature is (sin h, cos h, sin e, cos e) repeated
+    A / 4 times, with h the heading relative to the agent (wrapped to [-pi, pi)) and e the
+    absolute elevation.
 
     ## Rewards
-    Moving: the decrease of the shortest-path distance to the goal, in metres. STOP:
-    `success_reward` (2) within `success_distance` (3 m) of the goal, else its negative.
+    Moving: the decrease of the shortest-path distance to the goal, in metres. Turning in
+    place: 0. STOP: `success_reward` (2) within `success_distance` (3 m) of the goal, else
+    its negative.
     Episodes without a reference path (the test split) give 0.
 
     ## Starting state
@@ -172,19 +194,23 @@ class R2REnv(gym.Env):
     without an instr_id, an episode of the split drawn in shuffled epochs.
 
     ## Episode end
-    Terminated on STOP; truncated by the registration's `max_episode_steps` (35).
+    Terminated on STOP; truncated by the registration's `max_episode_steps` (35 for
+    "clipnav/R2R-v0", 40 for "clipnav/R2R-Egocentric-v0").
     `info` carries `instr_id`, `trajectory` ([viewpoint, heading, elevation] per visited
-    state) and `action_mask` at every step. After each step, episodes with a reference
-    path also carry the `metrics` of the trajectory so far: navigation_error, success,
+    state, turns in place included) and `action_mask` at every step. After each step,
+    episodes with a reference path also carry the `metrics` of the trajectory so far
+    (the metrics collapse turns in place): navigation_error, success,
     oracle_success, trajectory_length, spl, ndtw, sdtw and cls. So the step that ends
     the episode, by STOP or by the time limit, carries the episode's metrics.
 
     ## Arguments
     `world`: a shared `NavigationWorld`; otherwise any `EnvSettings` field as a keyword
-    (`data_dir`, `split`, `features`, `max_candidates`, ...).
+    (`data_dir`, `split`, `features`, `max_candidates`, ...). `action_space`: "panoramic"
+    or "egocentric". `invalid_actions`: "ignore" or "raise".
 
     ## Version history
     - v0: first version.
+    - Egocentric-v0: the same environment with `action_space="egocentric"`.
 
     >>> import gymnasium as gym, envs
     >>> env = gym.make("clipnav/R2R-v0", data_dir=demo_dir)  # doctest: +SKIP
@@ -194,13 +220,18 @@ class R2REnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(
-        self, world: NavigationWorld | None = None, invalid_actions: str = "ignore", **settings: Any
+        self,
+        world: NavigationWorld | None = None,
+        invalid_actions: str = "ignore",
+        action_space: str = "panoramic",
+        **settings: Any,
     ):
         self.world = _world(world, settings)
-        self.batch = NavigationBatch(self.world, 1, invalid_actions)
+        self.batch = NavigationBatch(self.world, 1, invalid_actions, action_space)
+        self.action_space_name = action_space
         self.stop_action = self.batch.stop_action
-        self.observation_space = observation_space(self.world)
-        self.action_space = spaces.Discrete(self.batch.max_candidates + 1)
+        self.observation_space = observation_space(self.world, action_space)
+        self.action_space = spaces.Discrete(self.batch.num_actions)
         self.split = self.world.settings.split
         self._sampler = EpisodeSampler()
 
@@ -221,7 +252,7 @@ class R2REnv(gym.Env):
         return self._observation(), info
 
     def step(self, action: int):
-        """Move to candidate `action`, or stop; returns the five values of `gymnasium.Env.step`."""
+        """Take one panoramic or egocentric action; returns the five values of `gymnasium.Env.step`."""
         if self.batch.episodes[0] is None or self.batch.ended[0]:
             raise EnvUsageError("the episode has ended or never started: call reset() before step()")
         reward, stopped, invalid = self.batch.step(_integer_actions([action], 1))
@@ -239,7 +270,7 @@ class R2REnv(gym.Env):
         return {key: value[0] for key, value in self.batch.observe().items()}
 
     def teacher_action(self) -> int:
-        """Return the shortest-path teacher's action: the candidate on the path to the goal, or STOP."""
+        """Return the shortest-path teacher's action (see `NavigationBatch.teacher_actions`)."""
         return int(self.batch.teacher_actions()[0])
 
     @property
@@ -258,6 +289,8 @@ class R2RVectorEnv(VectorEnv):
     `reset` options: `split`; `instr_ids` (one per environment, or one per True entry of
     `reset_mask`); `reset_mask`. Infos carry `instr_id` for all environments, and
     `trajectory` and `metrics` (masked by `_trajectory`, `_metrics`) where an episode ended.
+    `action_space` is "panoramic" or "egocentric", as for `R2REnv`; the batched action space
+    is `MultiDiscrete`.
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -269,21 +302,23 @@ class R2RVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         invalid_actions: str = "ignore",
+        action_space: str = "panoramic",
         **settings: Any,
     ):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.world = _world(world, settings)
         self.num_envs = num_envs
-        self.batch = NavigationBatch(self.world, num_envs, invalid_actions)
+        self.batch = NavigationBatch(self.world, num_envs, invalid_actions, action_space)
+        self.action_space_name = action_space
         self.stop_action = self.batch.stop_action
         self.max_episode_steps = max_episode_steps
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         if self.autoreset_mode == AutoresetMode.SAME_STEP:
             raise ValueError("R2RVectorEnv supports autoreset modes NEXT_STEP and DISABLED, not SAME_STEP")
         self.metadata = {"autoreset_mode": self.autoreset_mode}
-        self.single_observation_space = observation_space(self.world)
-        self.single_action_space = spaces.Discrete(self.batch.max_candidates + 1)
+        self.single_observation_space = observation_space(self.world, action_space)
+        self.single_action_space = spaces.Discrete(self.batch.num_actions)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.split = self.world.settings.split

@@ -1,4 +1,6 @@
-"""Run a trained follower greedily on a split and write its trajectories in the leaderboard format.
+"""Run a trained agent greedily on a split and write its trajectories in the leaderboard format.
+
+The checkpoint may hold an EnvDrop follower or a Seq2Seq agent; its "kind" entry decides.
 
 Trajectories are validated by the evaluation suite before they are written; on splits
 with reference paths the metrics are printed too. A checkpoint trained on features of
@@ -11,7 +13,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.inference import follow_split, load_follower
+from agent.inference import load_agent
 from envs.evaluation import evaluate_trajectories, write_report
 from envs.trajectories import write_trajectories
 from scripts.common import add_common_arguments, run_cli, setup_logging
@@ -19,7 +21,7 @@ from scripts.common import add_common_arguments, run_cli, setup_logging
 
 def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --checkpoint, --features, --device and --force-features."""
-    parser.add_argument("--checkpoint", type=Path, required=True, help="follower checkpoint (.pt)")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="follower or Seq2Seq checkpoint (.pt)")
     parser.add_argument("--features", help="feature store (default: the one the model was trained on)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.add_argument(
@@ -42,15 +44,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
 
     data_dir = str(args.data_dir) if args.data_dir else None
-    model, world, training = load_follower(
-        args.checkpoint, data_dir, args.features, args.device, args.force_features
-    )
-    trajectories = follow_split(model, world, training, args.split)
+    agent = load_agent(args.checkpoint, data_dir, args.features, args.device, args.force_features)
+    trajectories = agent.run_split(args.split)
+    world = agent.world
     report = evaluate_trajectories(
         trajectories, world.split(args.split), world.connectivity, source=str(args.out)
     )
     write_trajectories(args.out, trajectories)
-    print(f"follower {args.checkpoint} on {args.split}: trajectories in {args.out}")
+    print(f"{agent.kind} {args.checkpoint} on {args.split}: trajectories in {args.out}")
     print(report.format_table())
     if args.report:
         write_report(report, args.report)

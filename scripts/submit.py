@@ -1,7 +1,8 @@
 """Write an R2R leaderboard submission for the test split, refusing one that fails validation.
 
 Either validate an existing trajectory file (--trajectories), run a baseline agent on
-the test split (--run-agent), or run a trained follower greedily (--checkpoint). The submission must contain every test instr_id once,
+the test split (--run-agent), or run a trained follower or Seq2Seq agent greedily
+(--checkpoint). The submission must contain every test instr_id once,
 each trajectory starting at its episode's start and moving only along navigable edges.
 Otherwise nothing is written and every problem is listed.
 """
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.inference import follow_split, load_follower
+from agent.inference import load_agent
 from envs.evaluation import evaluate_trajectories
 from envs.trajectories import read_trajectories, write_trajectories
 from envs.world import EnvSettings, NavigationWorld
@@ -32,13 +33,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--trajectories", type=Path, help="trajectory file to validate and submit")
     source.add_argument("--run-agent", action="store_true", help="run the --agent baseline on the split")
-    source.add_argument("--checkpoint", type=Path, help="run this follower checkpoint greedily on the split")
+    source.add_argument("--checkpoint", type=Path, help="run this follower or Seq2Seq checkpoint greedily")
     parser.add_argument(
         "--force-features",
         action="store_true",
         help="run even if the features differ from the training features",
     )
-    parser.add_argument("--device", default="auto", help="device of the follower: cpu, cuda or auto")
+    parser.add_argument("--device", default="auto", help="device of the trained agent: cpu, cuda or auto")
     parser.add_argument("--split", default="test", help="split of the submission (default: test)")
     parser.add_argument(
         "--out", type=Path, help="submission file (default: outputs/submissions/R2R_<split>_<name>.json)"
@@ -49,9 +50,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.checkpoint is not None:
         data_dir = str(args.data_dir) if args.data_dir else None
         features = None if args.features == "none" else args.features
-        model, world, training = load_follower(
-            args.checkpoint, data_dir, features, args.device, args.force_features
-        )
+        agent = load_agent(args.checkpoint, data_dir, features, args.device, args.force_features)
+        world = agent.world
     else:
         settings = EnvSettings(
             data_dir=args.data_dir, split=args.split, features=args.features, feature_dim=4
@@ -59,8 +59,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         world = NavigationWorld.from_settings(settings)
     split = world.split(args.split)
     if args.checkpoint is not None:
-        trajectories = follow_split(model, world, training, args.split)
-        name, source = f"follower_{args.checkpoint.stem}", str(args.checkpoint)
+        trajectories = agent.run_split(args.split)
+        name, source = f"{agent.kind}_{args.checkpoint.stem}", str(args.checkpoint)
     elif args.trajectories is not None:
         trajectories = read_trajectories(args.trajectories)
         name, source = args.trajectories.stem, str(args.trajectories)

@@ -1,0 +1,357 @@
+"""Training the Seq2Seq agent of the R2R paper: settings, the loop, evaluation and checkpoints.
+
+The run follows the follower's conventions (`agent.training`): one settings dataclass
+turned into the command line, a run record, atomic checkpoints with exact resume,
+TensorBoard scalars, and the best checkpoint per validation split by SPL, then SR.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from agent.checkpoint import capture_random_state, load_checkpoint, restore_random_state, save_checkpoint
+from agent.run_record import choose_device, write_run_record
+from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings, run_episodes
+from agent.training import feature_signature, seed_everything
+from envs.evaluation import evaluate_trajectories
+from envs.features import check_compatible
+from envs.r2r_env import R2RVectorEnv
+from envs.world import EnvSettings, NavigationWorld
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_KIND = "seq2seq"
+TRAINING_FEEDBACKS = ("teacher", "sample")
+
+
+@dataclass(frozen=True)
+class Seq2SeqTrainingSettings:
+    """Settings of a Seq2Seq training run; defaults reproduce the R2R paper's student-forcing agent.
+
+    The numbers come from the training script released with the paper (Anderson et al.
+    2018; Matterport3D Simulator repository, tasks/R2R/train.py): Adam with learning rate
+    0.0001 and weight decay 0.0005, batch 100, 80 instruction tokens, 20 actions per
+    episode, and 20,000 iterations of student forcing (5,000 of teacher forcing).
+    """
+
+    output_dir: str = "runs/seq2seq"
+    """Folder for checkpoints, TensorBoard logs and the run record."""
+    data_dir: str | None = None
+    """Folder holding connectivity/ and R2R/ (default: $CLIPNAV_DATA_DIR, else ../shared/data)."""
+    features: str = "none"
+    """View-feature store (TSV, HDF5 or clipnav), or "none" for zeros. The released code used ImageNet ResNet-152 features."""
+    feature_dim: int = 512
+    """Dimension of the "none" store."""
+    vocabulary: str | None = None
+    """Vocabulary file; None builds one from the training split (words seen at least 5 times) and
+    saves it in output_dir."""
+    train_split: str = "train"
+    """Split of the training episodes."""
+    val_splits: str = "val_seen,val_unseen"
+    """Comma-separated splits evaluated at every evaluation interval."""
+    feedback: str = "sample"
+    """sample (student forcing: the next action is drawn from the policy) or teacher (teacher
+    forcing: the next action is the teacher's). The released code defaults to student forcing."""
+    iterations: int = 20_000
+    """Training iterations (one batch each); the released code ran 20,000 with student forcing
+    and 5,000 with teacher forcing."""
+    batch_size: int = 100
+    """Episodes per batch (released code: 100)."""
+    learning_rate: float = 1e-4
+    """Adam learning rate (released code: 0.0001)."""
+    weight_decay: float = 5e-4
+    """Adam weight decay, an L2 penalty added to the gradients (released code: 0.0005)."""
+    grad_clip: float | None = None
+    """Maximum gradient norm; None does not clip, like the released code."""
+    max_steps: int = 20
+    """Maximum actions per episode, STOP included (released code: 20). The shortest-path teacher
+    needs more on 1 to 3 percent of the R2R episodes."""
+    max_instruction_length: int = 80
+    """Instruction tokens kept, <bos> and <eos> included (released code: 80)."""
+    angle_feature_size: int = 128
+    """Size of the angle feature appended to the view feature. The released code fed the image
+    feature alone. For the current view the angle feature carries only its elevation."""
+    eval_interval: int = 1000
+    """Iterations between evaluations on val_splits, with greedy decoding like the released code."""
+    eval_episodes: int = 0
+    """Episodes evaluated per split; 0 means all."""
+    checkpoint_interval: int = 500
+    """Iterations between saves of the latest checkpoint."""
+    log_interval: int = 100
+    """Iterations between log lines and TensorBoard points."""
+    seed: int = 0
+    """Seed of every random generator."""
+    # NOTE: Seq2Seq training and inference have run on the CPU only; the CUDA path is untested.
+    device: str = "auto"
+    """cpu, cuda, cuda:N, or auto (CUDA when present)."""
+    force_features: bool = False
+    """Train on resume, or evaluate, with features that differ from the checkpoint's."""
+
+    def __post_init__(self) -> None:
+        if self.feedback not in TRAINING_FEEDBACKS:
+            raise ValueError(f"feedback must be one of {TRAINING_FEEDBACKS}, got {self.feedback!r}")
+        for name in (
+            "iterations",
+            "batch_size",
+            "max_steps",
+            "eval_interval",
+            "checkpoint_interval",
+            "log_interval",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
+
+    @property
+    def validation_splits(self) -> list[str]:
+        return [split for split in self.val_splits.split(",") if split]
+
+
+def build_world(settings: Seq2SeqTrainingSettings, vocabulary_path: str | None) -> NavigationWorld:
+    """Open the data, features and vocabulary that a Seq2Seq run trains on."""
+    env_settings = EnvSettings(
+        data_dir=settings.data_dir,
+        split=settings.train_split,
+        features=settings.features,
+        feature_dim=settings.feature_dim,
+        vocabulary=vocabulary_path,
+        max_instruction_length=settings.max_instruction_length,
+        angle_feature_size=settings.angle_feature_size,
+    )
+    return NavigationWorld.from_settings(env_settings)
+
+
+def egocentric_env(world: NavigationWorld, batch_size: int, max_steps: int) -> R2RVectorEnv:
+    """Return an egocentric vector environment whose episodes run until STOP or `max_steps`."""
+    return R2RVectorEnv(
+        num_envs=batch_size,
+        world=world,
+        max_episode_steps=max_steps,
+        autoreset_mode=AutoresetMode.DISABLED,
+        action_space="egocentric",
+    )
+
+
+class Seq2SeqTrainer:
+    """Trains a Seq2Seq agent and evaluates it; `train()` runs or resumes the whole loop."""
+
+    def __init__(
+        self,
+        settings: Seq2SeqTrainingSettings,
+        model_settings: Seq2SeqModelSettings | None = None,
+        resume: bool = False,
+    ):
+        self.settings = settings
+        self.model_settings = model_settings or Seq2SeqModelSettings()
+        self.output_dir = Path(settings.output_dir)
+        self.checkpoint_dir = self.output_dir / "checkpoints"
+        self.device = choose_device(settings.device)
+        seed_everything(settings.seed)
+
+        latest = self.checkpoint_dir / "latest.pt"
+        state = load_checkpoint(latest, CHECKPOINT_KIND) if resume else None
+        if not resume and latest.exists():
+            raise FileExistsError(
+                f"{latest} exists: pass --resume to continue that run, or choose another output_dir"
+            )
+
+        vocabulary_path = state["vocabulary_path"] if state is not None else settings.vocabulary
+        self.world = build_world(settings, vocabulary_path)
+        if vocabulary_path is None:
+            vocabulary_path = str(self.output_dir / "vocab.txt")
+            self.world.encoder.vocabulary.save(vocabulary_path)
+        self.vocabulary_path = vocabulary_path
+
+        self.model = Seq2Seq(
+            len(self.world.encoder.vocabulary),
+            self.world.features.dim,
+            settings.angle_feature_size,
+            self.model_settings,
+        ).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+        )
+        self.env = egocentric_env(self.world, settings.batch_size, settings.max_steps)
+        self.env.reset(seed=settings.seed)
+        self.iteration = 0
+        self.best: dict[str, dict[str, float]] = {}
+        if state is not None:
+            self._restore(state)
+        write_run_record(
+            self.output_dir,
+            {
+                "training": asdict(settings),
+                "model": asdict(self.model_settings),
+                "vocabulary": vocabulary_path,
+            },
+            settings.seed,
+            self.world.features.metadata | {"signature": feature_signature(self.world)},
+        )
+        self.writer = SummaryWriter(str(self.output_dir / "tensorboard"), purge_step=self.iteration + 1)
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "kind": CHECKPOINT_KIND,
+            "iteration": self.iteration,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "training_settings": asdict(self.settings),
+            "model_settings": asdict(self.model_settings),
+            "vocabulary": list(self.world.encoder.vocabulary.tokens),
+            "vocabulary_path": self.vocabulary_path,
+            "features": feature_signature(self.world),
+            "random_state": capture_random_state(),
+            "sampling": self.env.sampling_state(),
+            "best": self.best,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        check_compatible(state["features"], feature_signature(self.world), force=self.settings.force_features)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration = int(state["iteration"])
+        self.best = state["best"]
+        self.env.load_sampling_state(state["sampling"])
+        restore_random_state(state["random_state"])
+        logger.info("resumed %s at iteration %d", self.output_dir, self.iteration)
+
+    def save(self, name: str = "latest") -> Path:
+        path = self.checkpoint_dir / f"{name}.pt"
+        save_checkpoint(path, self.checkpoint_state())
+        return path
+
+    # --- one iteration ------------------------------------------------------------------
+
+    def train_iteration(self) -> dict[str, float]:
+        """Run one batch with teacher or student forcing and one optimizer step; return the logs."""
+        settings = self.settings
+        self.model.train()
+        self.optimizer.zero_grad()
+        observation, _ = self.env.reset(options={"split": settings.train_split})
+        active = np.ones(self.env.num_envs, dtype=bool)
+        result = run_episodes(
+            self.model, self.env, observation, settings.feedback, active, settings.max_steps
+        )
+        result.loss.backward()
+        if settings.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), settings.grad_clip)
+        self.optimizer.step()
+        self.iteration += 1
+        return {
+            "losses/imitation": float(result.loss.detach()),
+            "train/actions_per_episode": result.steps / self.env.num_envs,
+            "train/reward_per_episode": result.total_reward / self.env.num_envs,
+        }
+
+    # --- evaluation -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, splits: list[str] | None = None) -> dict[str, dict[str, float]]:
+        """Greedy episodes on each split; return the mean metrics per split."""
+        self.model.eval()
+        results = {}
+        for split_name in splits or self.settings.validation_splits:
+            split = self.world.split(split_name)
+            instr_ids = [e.instr_id for e in split]
+            if self.settings.eval_episodes:
+                instr_ids = instr_ids[: self.settings.eval_episodes]
+            trajectories = greedy_trajectories(self.model, self.world, split_name, instr_ids, self.settings)
+            report = evaluate_trajectories(trajectories, split.subset(instr_ids), self.world.connectivity)
+            results[split_name] = report.means()
+        return results
+
+    def _record_evaluation(self, results: dict[str, dict[str, float]]) -> None:
+        for split, means in results.items():
+            for name, value in means.items():
+                self.writer.add_scalar(f"eval/{split}/{name}", value, self.iteration)
+            logger.info(
+                "iteration %d, %s: SR %.4f SPL %.4f NE %.2f nDTW %.4f",
+                self.iteration,
+                split,
+                means["success"],
+                means["spl"],
+                means["navigation_error"],
+                means["ndtw"],
+            )
+            score = (means["spl"], means["success"])
+            best = self.best.get(split)
+            if best is None or score > (best["spl"], best["success"]):
+                self.best[split] = {
+                    "spl": means["spl"],
+                    "success": means["success"],
+                    "iteration": self.iteration,
+                }
+                path = self.save(f"best_{split}")
+                logger.info(
+                    "new best on %s (SPL %.4f, SR %.4f): %s", split, means["spl"], means["success"], path
+                )
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def train(self) -> dict[str, dict[str, float]]:
+        """Train until `iterations`, evaluating, logging and checkpointing on the way."""
+        settings = self.settings
+        start = time.perf_counter()
+        bar = tqdm(
+            total=settings.iterations,
+            initial=self.iteration,
+            desc="train seq2seq",
+            unit="it",
+            dynamic_ncols=True,
+        )
+        while self.iteration < settings.iterations:
+            logs = self.train_iteration()
+            bar.update(1)
+            if self.iteration % settings.log_interval == 0 or self.iteration == settings.iterations:
+                for name, value in logs.items():
+                    self.writer.add_scalar(name, value, self.iteration)
+                self.writer.add_scalar(
+                    "train/learning_rate", self.optimizer.param_groups[0]["lr"], self.iteration
+                )
+                bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in logs.items()})
+                logger.debug("iteration %d: %s", self.iteration, logs)
+            if self.iteration % settings.eval_interval == 0 or self.iteration == settings.iterations:
+                self._record_evaluation(self.evaluate())
+            if self.iteration % settings.checkpoint_interval == 0 or self.iteration == settings.iterations:
+                self.save("latest")
+        bar.close()
+        self.writer.flush()
+        logger.info("trained %d iterations in %.0f s", self.iteration, time.perf_counter() - start)
+        return self.best
+
+
+def greedy_trajectories(
+    model: Seq2Seq,
+    world: NavigationWorld,
+    split: str,
+    instr_ids: list[str],
+    settings: Seq2SeqTrainingSettings,
+) -> dict[str, list]:
+    """Run the agent with greedy decoding on the given episodes; return trajectories by instr_id."""
+    model.eval()
+    batch_size = settings.batch_size
+    env = egocentric_env(world, batch_size, settings.max_steps)
+    trajectories: dict[str, list] = {}
+    with torch.no_grad():
+        for start in range(0, len(instr_ids), batch_size):
+            chunk = instr_ids[start : start + batch_size]
+            mask = np.zeros(batch_size, dtype=bool)
+            mask[: len(chunk)] = True
+            observation, _ = env.reset(options={"split": split, "instr_ids": chunk, "reset_mask": mask})
+            result = run_episodes(model, env, observation, "argmax", mask, settings.max_steps)
+            trajectories.update(result.trajectories)
+    env.close()
+    return {instr_id: [list(pose) for pose in trajectories[instr_id]] for instr_id in instr_ids}

@@ -1,0 +1,59 @@
+"""Train the Seq2Seq agent of the R2R paper on egocentric actions, with evaluation and resumable checkpoints.
+
+Every option is a field of Seq2SeqTrainingSettings or Seq2SeqModelSettings; defaults
+reproduce the student-forcing agent of the R2R paper (Anderson et al. 2018) as its released
+code trains it: Adam 1e-4 with weight decay 5e-4, batch 100, 20,000 iterations, 20 actions,
+80 tokens, embeddings of 256 (words) and 32 (actions), a unidirectional 512-unit LSTM
+encoder and decoder, dropout 0.5.
+The output folder receives settings.json, versions.json, features.json, vocab.txt,
+TensorBoard logs and checkpoints/ (latest.pt and best_<split>.pt, best by SPL then SR).
+Run a checkpoint on a split with clipnav-infer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.seq2seq import Seq2SeqModelSettings
+from agent.seq2seq_training import Seq2SeqTrainer, Seq2SeqTrainingSettings
+from agent.settings import add_settings_arguments, settings_from_arguments
+from scripts.common import run_cli, setup_logging
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_settings_arguments(parser, Seq2SeqTrainingSettings)
+    add_settings_arguments(parser, Seq2SeqModelSettings)
+    parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from latest.pt")
+    parser.add_argument("--verbose", action="store_true", help="log debug messages")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+
+    settings = settings_from_arguments(Seq2SeqTrainingSettings, args)
+    model_settings = settings_from_arguments(Seq2SeqModelSettings, args)
+    Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(Path(settings.output_dir) / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+    trainer = Seq2SeqTrainer(settings, model_settings, resume=args.resume)
+    best = trainer.train()
+    for split, record in best.items():
+        print(
+            f"best on {split}: SPL {record['spl']:.4f}, SR {record['success']:.4f} at iteration {record['iteration']}"
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: exit code 0, or 2 with a message for invalid input."""
+    return run_cli(run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
