@@ -17,18 +17,24 @@ from torch import nn
 
 from agent.checkpoint import CheckpointError, load_checkpoint
 from agent.follower import Follower, FollowerModelSettings
-from agent.run_record import choose_device
+from agent.run_record import choose_device, feature_signature
 from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings
 from agent.seq2seq_training import CHECKPOINT_KIND as SEQ2SEQ_KIND
 from agent.seq2seq_training import Seq2SeqTrainingSettings
 from agent.seq2seq_training import greedy_trajectories as seq2seq_greedy_trajectories
 from agent.training import CHECKPOINT_KIND as FOLLOWER_KIND
-from agent.training import FollowerTrainingSettings, feature_signature, greedy_trajectories
+from agent.training import FollowerTrainingSettings, greedy_trajectories
 from envs.features import check_compatible
 from envs.tokenizer import Vocabulary
 from envs.world import EnvSettings, NavigationWorld
 
 logger = logging.getLogger(__name__)
+
+
+def _dataset_settings(training: Any) -> dict[str, Any]:
+    """The dataset fields of a run's settings (R2R or RxR, languages, teacher); absent in older runs."""
+    names = ("dataset", "languages", "rxr_dir", "teacher")
+    return {name: getattr(training, name) for name in names if hasattr(training, name)}
 
 
 def _checkpoint_world(
@@ -53,6 +59,7 @@ def _checkpoint_world(
             vocabulary=None,
             max_instruction_length=training.max_instruction_length,
             angle_feature_size=training.angle_feature_size,
+            **_dataset_settings(training),
         ),
         vocabulary=vocabulary,
     )

@@ -23,10 +23,9 @@ from agent.checkpoint import (
     restore_random_state,
     save_checkpoint,
 )
-from agent.run_record import choose_device, write_run_record
+from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from agent.speaker import DEFAULT_MAX_STEPS, Speaker, SpeakerModelSettings, collect_paths
 from agent.speaker_evaluation import evaluate_speaker
-from agent.training import feature_signature, seed_everything
 from envs.features import check_compatible
 from envs.r2r_env import R2RVectorEnv
 from envs.tokenizer import SPECIAL_TOKENS, Vocabulary
@@ -89,6 +88,12 @@ class SpeakerTrainingSettings:
     """cpu, cuda, cuda:N, or auto (CUDA when present)."""
     force_features: bool = False
     """Train on resume, or generate, with features that differ from the checkpoint's."""
+    dataset: str = "r2r"
+    """Task to train on: r2r or rxr (the RxR guide files; paths come from the reference path)."""
+    languages: str | None = None
+    """RxR only: comma-separated languages (en, hi, te or tags such as en-IN); None keeps all."""
+    rxr_dir: str | None = None
+    """RxR only: folder of the rxr_<split>_guide.jsonl.gz files (default: RxR/ in data_dir)."""
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("rmsprop", "adam"):
@@ -132,6 +137,11 @@ def build_speaker_world(
         vocabulary=vocabulary_path,
         max_instruction_length=settings.max_instruction_length,
         angle_feature_size=settings.angle_feature_size,
+        dataset=settings.dataset,
+        languages=settings.languages,
+        rxr_dir=settings.rxr_dir,
+        # The speaker describes the path the annotator walked, so paths retrace the reference.
+        teacher="reference" if settings.dataset == "rxr" else None,
     )
     return NavigationWorld.from_settings(env_settings, vocabulary=vocabulary)
 

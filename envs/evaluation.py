@@ -2,8 +2,10 @@
 
 The numbers match the official R2R scorer (`tasks/R2R/eval.py` of the Matterport3D
 Simulator) for NE, SR, OSR, TL and SPL, and add nDTW, SDTW and CLS. `envs.metrics`
-defines all eight. Splits without reference paths (the R2R test split) are validated
-only, and their report contains no metric.
+defines all eight. SPL's path length is a setting, the shortest start-to-goal distance
+by default, and reports name it. Reports also give the means of each instruction
+language, which RxR results are quoted by. Splits without reference paths (the R2R
+test split) are validated only, and their report contains no metric.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from connectivity import ClipnavError, Connectivity
 from envs.episodes import Split
 from envs.io import write_json_atomic
 from envs.metrics import (
+    DEFAULT_SPL_LENGTH,
     DEFAULT_SUCCESS_DISTANCE,
     METRIC_LABELS,
     METRIC_NAMES,
     BatchMetrics,
     MetricInputError,
     batch_metrics,
+    check_spl_length,
     collapse_repeats,
 )
 from envs.trajectories import Trajectory, read_trajectories, validate_trajectories
@@ -67,6 +71,8 @@ class EvaluationReport:
     moves: np.ndarray  # [episodes] int, changes of viewpoint
     metrics: BatchMetrics | None
     missing: int  # episodes of the split without a trajectory, possible only with allow_missing
+    spl_length: str = DEFAULT_SPL_LENGTH  # SPL's path length: "shortest" or "reference"
+    languages: tuple[str, ...] = ()  # the instruction language of each episode, in instr_ids order
 
     @property
     def has_metrics(self) -> bool:
@@ -75,6 +81,22 @@ class EvaluationReport:
     def means(self) -> dict[str, float] | None:
         """Return the mean of each metric over the scored episodes, or None without metrics."""
         return None if self.metrics is None else self.metrics.means()
+
+    def means_by_language(self) -> dict[str, dict[str, float]] | None:
+        """Return, for each instruction language (sorted), the mean of each metric over its episodes.
+
+        Each language's means use only that language's episodes. None without metrics.
+        """
+        if self.metrics is None:
+            return None
+        languages = np.asarray(self.languages)
+        by_language = {}
+        for language in sorted(set(self.languages)):
+            rows = languages == language
+            by_language[language] = {
+                name: float(getattr(self.metrics, name)[rows].mean()) for name in METRIC_NAMES
+            }
+        return by_language
 
     def rows(self) -> list[dict[str, Any]]:
         """Return one dict per episode: instr_id, scan, the eight metrics (if any), steps and moves."""
@@ -93,11 +115,13 @@ class EvaluationReport:
             "split": self.split,
             "trajectories": self.source,
             "success_distance": self.success_distance,
+            "spl_length": self.spl_length,
             "allow_missing": self.allow_missing,
             "episodes": len(self.instr_ids),
             "missing": self.missing,
             "metrics_computed": self.has_metrics,
             "means": self.means(),
+            "means_by_language": self.means_by_language(),
             "per_episode": self.rows(),
         }
 
@@ -115,9 +139,24 @@ class EvaluationReport:
             f"success distance {self.success_distance:g} m"
         ]
         for name, value in self.metrics.means().items():
-            lines.append(f"  {METRIC_LABELS[name]:<5} {METRIC_DESCRIPTIONS[name]:<35} {value:8.4f}")
+            description = METRIC_DESCRIPTIONS[name]
+            if name == "spl":
+                description += f" (L: {self.spl_length})"
+            lines.append(f"  {METRIC_LABELS[name]:<5} {description:<46} {value:8.4f}")
         mean_steps = float(self.steps.mean()) if count else float("nan")
-        lines.append(f"  {'':<5} {'steps per episode':<35} {mean_steps:8.2f}")
+        lines.append(f"  {'':<5} {'steps per episode':<46} {mean_steps:8.2f}")
+
+        by_language = self.means_by_language() or {}
+        if len(by_language) > 1:
+            lines.append("By language:")
+            lines.append(
+                f"  {'language':<9} {'episodes':>8} "
+                + " ".join(f"{METRIC_LABELS[n]:>7}" for n in METRIC_NAMES)
+            )
+            counts = {language: self.languages.count(language) for language in by_language}
+            for language, means in by_language.items():
+                values = " ".join(f"{means[name]:7.4f}" for name in METRIC_NAMES)
+                lines.append(f"  {language:<9} {counts[language]:>8} {values}")
         return "\n".join(lines)
 
 
@@ -129,21 +168,25 @@ def evaluate_trajectories(
     success_distance: float = DEFAULT_SUCCESS_DISTANCE,
     allow_missing: bool = False,
     source: str = "trajectories",
+    spl_length: str = DEFAULT_SPL_LENGTH,
 ) -> EvaluationReport:
     """Validate trajectories against `split` and score them with the eight metrics.
 
     `trajectories` is a parsed leaderboard list or a mapping from instr_id to steps
-    [viewpoint, heading, elevation]. Raises TrajectoryValidationError listing every
-    problem, and MetricInputError for a success distance that is not positive.
+    [viewpoint, heading, elevation]. `spl_length` is SPL's path length, "shortest" (the
+    R2R scorer's) or "reference" (see `envs.metrics`). Raises TrajectoryValidationError
+    listing every problem, and MetricInputError for a success distance that is not
+    positive or an unknown `spl_length`.
     """
     if not (math.isfinite(success_distance) and success_distance > 0):
         raise MetricInputError(
             f"success distance must be a positive number of metres, got {success_distance!r}"
         )
+    check_spl_length(spl_length)
     validated = validate_trajectories(
         trajectories, split, connectivity, allow_missing=allow_missing, source=source
     )
-    return _score(validated, split, connectivity, success_distance, allow_missing, source)
+    return _score(validated, split, connectivity, success_distance, allow_missing, source, spl_length)
 
 
 def evaluate_file(
@@ -153,6 +196,7 @@ def evaluate_file(
     *,
     success_distance: float = DEFAULT_SUCCESS_DISTANCE,
     allow_missing: bool = False,
+    spl_length: str = DEFAULT_SPL_LENGTH,
 ) -> EvaluationReport:
     """Read a leaderboard-format trajectory file and evaluate it (see `evaluate_trajectories`)."""
     entries = read_trajectories(path)
@@ -163,6 +207,7 @@ def evaluate_file(
         success_distance=success_distance,
         allow_missing=allow_missing,
         source=str(path),
+        spl_length=spl_length,
     )
 
 
@@ -184,6 +229,7 @@ def _score(
     success_distance: float,
     allow_missing: bool,
     source: str,
+    spl_length: str = DEFAULT_SPL_LENGTH,
 ) -> EvaluationReport:
     """Score validated trajectories, in the split's episode order."""
     episodes = [episode for episode in split if episode.instr_id in trajectories]
@@ -197,7 +243,7 @@ def _score(
     if split.has_reference:
         graphs = [connectivity[episode.scan] for episode in episodes]
         references = [episode.path for episode in episodes]
-        metrics = batch_metrics(graphs, references, viewpoints, success_distance)
+        metrics = batch_metrics(graphs, references, viewpoints, success_distance, spl_length)
         logger.info("scored %d episodes of split %s from %s", len(episodes), split.name, source)
     else:
         logger.info(
@@ -218,4 +264,6 @@ def _score(
         moves=moves,
         metrics=metrics,
         missing=len(split) - len(episodes),
+        spl_length=spl_length,
+        languages=tuple(episode.language for episode in episodes),
     )

@@ -9,7 +9,10 @@ eight metrics, each defined once below with its source:
 - OSR, oracle success: 1 when some visited viewpoint is closer than the success distance
   to the goal, else 0.
 - TL, trajectory length: summed distance between consecutive viewpoints.
-- SPL: success weighted by path length.
+- SPL: success weighted by path length. Its path length L is a setting (`spl_length`).
+  "shortest", the default, is the shortest start-to-goal distance, as in the official
+  R2R scorer. "reference" is the length of the reference path, as in later VLN code.
+  The two differ on RxR, whose reference paths are longer than shortest paths.
 - nDTW and SDTW: normalized dynamic time warping, and nDTW counted on success only.
 - CLS: coverage weighted by length score.
 
@@ -36,6 +39,14 @@ import numpy as np
 from connectivity import ClipnavError, ScanGraph
 
 DEFAULT_SUCCESS_DISTANCE = 3.0  # metres, the R2R threshold for success, nDTW, SDTW and CLS
+
+SPL_LENGTHS = ("shortest", "reference")
+"""Choices of SPL's path length L: the shortest start-to-goal distance, or the reference path's length."""
+DEFAULT_SPL_LENGTH = "shortest"
+SPL_LENGTH_DESCRIPTIONS = {
+    "shortest": "the shortest start-to-goal distance",
+    "reference": "the reference path's length",
+}
 
 # Field names of `EpisodeMetrics` with the abbreviations that papers print.
 METRIC_LABELS = {
@@ -118,13 +129,14 @@ def episode_metrics(
     reference: Sequence[str],
     trajectory: Sequence[str],
     success_distance: float = DEFAULT_SUCCESS_DISTANCE,
+    spl_length: str = DEFAULT_SPL_LENGTH,
 ) -> EpisodeMetrics:
     """Score one trajectory against its reference path, both as viewpoint ids of `graph`.
 
     The goal is the last viewpoint of `reference`. Raises UnknownViewpointError for a
     viewpoint that is not in the scan and MetricInputError for an empty path.
     """
-    return batch_metrics([graph], [reference], [trajectory], success_distance).episode(0)
+    return batch_metrics([graph], [reference], [trajectory], success_distance, spl_length).episode(0)
 
 
 def batch_metrics(
@@ -132,12 +144,15 @@ def batch_metrics(
     references: Sequence[Sequence[str]],
     trajectories: Sequence[Sequence[str]],
     success_distance: float = DEFAULT_SUCCESS_DISTANCE,
+    spl_length: str = DEFAULT_SPL_LENGTH,
 ) -> BatchMetrics:
     """Score many trajectories, episode `i` in `graphs[i]` against `references[i]`.
 
     Episodes that share a `ScanGraph` object are scored together in padded NumPy arrays.
-    Raises UnknownViewpointError for a viewpoint that is not in its scan and
-    MetricInputError for an empty path or a success distance that is not positive.
+    `spl_length` chooses SPL's path length: "shortest" or "reference" (see the module
+    docstring). Raises UnknownViewpointError for a viewpoint that is not in its scan and
+    MetricInputError for an empty path, a success distance that is not positive or an
+    unknown `spl_length`.
     """
     count = len(graphs)
     if len(references) != count or len(trajectories) != count:
@@ -147,6 +162,7 @@ def batch_metrics(
         )
     if not success_distance > 0:
         raise MetricInputError(f"success distance must be positive metres, got {success_distance!r}")
+    check_spl_length(spl_length)
 
     # Group the episodes by graph, keeping each episode's position in the batch.
     groups: dict[int, list[int]] = {}
@@ -160,10 +176,16 @@ def batch_metrics(
             chunk = positions[first : first + _CHUNK_EPISODES]
             reference = _collapsed_indices(graph, [references[i] for i in chunk], "reference path", chunk)
             trajectory = _collapsed_indices(graph, [trajectories[i] for i in chunk], "trajectory", chunk)
-            scores = _score_on_graph(graph.distances, reference, trajectory, success_distance)
+            scores = _score_on_graph(graph.distances, reference, trajectory, success_distance, spl_length)
             for name in METRIC_NAMES:
                 columns[name][chunk] = scores[name]
     return BatchMetrics(**columns)
+
+
+def check_spl_length(spl_length: str) -> None:
+    """Raise MetricInputError unless `spl_length` is one of `SPL_LENGTHS`."""
+    if spl_length not in SPL_LENGTHS:
+        raise MetricInputError(f"SPL path length must be one of {', '.join(SPL_LENGTHS)}, got {spl_length!r}")
 
 
 def _collapsed_indices(
@@ -214,6 +236,7 @@ def _score_on_graph(
     references: tuple[np.ndarray, np.ndarray],
     trajectories: tuple[np.ndarray, np.ndarray],
     success_distance: float,
+    spl_length: str = DEFAULT_SPL_LENGTH,
 ) -> dict[str, np.ndarray]:
     """Compute every metric for episodes of one scan, given collapsed (flat indices, sizes) paths."""
     reference_sizes = references[1]  # [episodes]
@@ -235,8 +258,9 @@ def _score_on_graph(
     scores["success"] = success(scores["navigation_error"], success_distance)
     scores["oracle_success"] = oracle_success(goal_costs, success_distance)
     scores["trajectory_length"] = path_length(distances, trajectory_padded)
+    spl_reference = shortest_length if spl_length == "shortest" else reference_length
     scores["spl"] = success_weighted_by_path_length(
-        scores["success"], shortest_length, scores["trajectory_length"]
+        scores["success"], spl_reference, scores["trajectory_length"]
     )
     scores["ndtw"] = normalized_dtw(costs, reference_sizes, trajectory_sizes, success_distance)
     scores["sdtw"] = success_weighted_dtw(scores["success"], scores["ndtw"])
@@ -296,7 +320,8 @@ def success_weighted_by_path_length(
 
     Source: Anderson et al. 2018, "On Evaluation of Embodied Navigation Agents"
     (arXiv:1807.06757), in the form of the official R2R scorer. When L and TL are both 0
-    (the start is the goal and the agent stayed), a success scores 1.
+    (the start is the goal and the agent stayed), a success scores 1. With
+    `spl_length="reference"`, callers pass the reference path's length as L.
     """
     longest = np.maximum(shortest_length, trajectory_length)
     ratio = np.divide(shortest_length, longest, out=np.ones_like(longest), where=longest > 0)

@@ -4,7 +4,9 @@
 actions an episode either moves to one of its panoramic candidates or stops. With the
 egocentric actions of the R2R paper (`envs.egocentric`) it turns, looks up or down,
 moves forward or stops. The batch builds the observation arrays the environments return,
-gives the shortest-path teacher's actions and records each episode's trajectory.
+gives the teacher's actions and records each episode's trajectory. The teacher
+(`EnvSettings.teacher`) follows the shortest path to the goal (R2R) or retraces the
+reference path (RxR, whose paths are not shortest paths). `teacher_actions` defines both.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from envs import egocentric
 from envs.candidates import wrap_angle
 from envs.episodes import Episode
 from envs.features import VIEWS_PER_VIEWPOINT
+from envs.metrics import collapse_repeats
 from envs.navigable import (
     ELEVATION_INCREMENT,
     HEADING_COUNT,
@@ -78,6 +81,12 @@ class NavigationBatch:
         self._goal_next_hops = np.zeros((num_slots, 1), dtype=np.int64)
         self._egocentric_hops: dict[str, np.ndarray] = {}  # by scan, [goal, here]
         self._scan_offset = np.zeros(num_slots, dtype=np.int64)
+        # The reference-path teacher's state: each slot's reference path as scan indices
+        # without consecutive repeats, padded with -1, its length, and the progress index.
+        self.reference_teacher = self.settings.teacher == "reference"
+        self._reference = np.full((num_slots, 1), -1, dtype=np.int64)
+        self._reference_length = np.zeros(num_slots, dtype=np.int64)
+        self._progress = np.zeros(num_slots, dtype=np.int64)
         self._distance = np.zeros(num_slots)
         self._has_goal = np.zeros(num_slots, dtype=bool)
         self._view_angles = self._view_angle_table()
@@ -129,10 +138,22 @@ class NavigationBatch:
                 self._goal_distances[slot, : len(graph)] = graph.distances[:, goal]
                 hops = self._scan_egocentric_hops(episode.scan) if self.egocentric else graph.next_hops
                 self._goal_next_hops[slot, : len(graph)] = hops[goal]
+                if self.reference_teacher:
+                    self._set_reference(slot, [graph.index(v) for v in collapse_repeats(episode.path)])
         self.ended[slots] = False
         self._distance[slots] = self._distance_to_goal(slots)
         for slot in slots:
             self.trajectories[slot] = [self._pose(slot)]
+
+    def _set_reference(self, slot: int, reference: list[int]) -> None:
+        if self._reference.shape[1] < len(reference):
+            wider = np.full((self.num_slots, len(reference)), -1, dtype=np.int64)
+            wider[:, : self._reference.shape[1]] = self._reference
+            self._reference = wider
+        self._reference[slot] = -1
+        self._reference[slot, : len(reference)] = reference
+        self._reference_length[slot] = len(reference)
+        self._progress[slot] = 0
 
     def _scan_egocentric_hops(self, scan: str) -> np.ndarray:
         hops = self._egocentric_hops.get(scan)
@@ -187,11 +208,16 @@ class NavigationBatch:
             raise InvalidActionError(self._invalid_action_message(slot, int(actions[slot])))
         acting &= ~invalid
 
+        before = self.sim.viewpoint.copy()
         if self.egocentric:
             self._make_egocentric_actions(actions, acting)
         else:
             self.sim.make_candidate_actions(np.where(acting, actions, 0), acting)
+        if self.reference_teacher:
+            self._advance_progress(np.flatnonzero(acting & (self.sim.viewpoint != before)))
 
+        # NOTE: RxR episodes get this goal-distance reward too. A reward for path fidelity
+        # (nDTW gained per step), which matters for RL on RxR's winding paths, is not implemented.
         reward = np.zeros(self.num_slots)
         new_distance = self._distance_to_goal(np.arange(self.num_slots))
         reward[acting] = (self._distance - new_distance)[acting]
@@ -321,19 +347,37 @@ class NavigationBatch:
     # --- teacher and bookkeeping ------------------------------------------------------
 
     def teacher_actions(self) -> np.ndarray:
-        """Return the shortest-path teacher's action of every slot.
+        """Return the teacher's action of every slot.
 
-        Panoramic: the candidate on the shortest path, or STOP. Egocentric: a turn towards
-        the nearest view (fewest turns) whose `navigable_locations[1]` is the next viewpoint
-        of the path from `egocentric.egocentric_next_hops`, FORWARD once in that view, or
-        STOP. Slots at their goal, without a reference path, or already ended get STOP.
+        Each slot's teacher picks the next viewpoint, and the action moves there. With
+        panoramic actions it is the candidate that is that viewpoint. With egocentric
+        actions it is a turn towards the nearest view (fewest turns) whose
+        `navigable_locations[1]` is that viewpoint, or FORWARD once in that view. Slots
+        without a next viewpoint, without a reference path, or already ended get STOP.
+
+        With `teacher="shortest"` the next viewpoint is the next one on the shortest path
+        to the goal (egocentric: on the route of `egocentric.egocentric_next_hops`), and
+        there is none at the goal.
+
+        With `teacher="reference"` the teacher retraces the reference path R[0..n] (with
+        consecutive repeats removed) in order. Its progress p, 0 at the start, counts the
+        reference viewpoints reached in order: p grows by one each time the agent arrives
+        at R[p + 1], and at no other viewpoint, so a later part of the path that the agent
+        crosses early does not count. The teacher aims at T = R[min(p + 1, n)], the first
+        reference viewpoint not yet reached, or the path's end once it has been reached,
+        and stops when the agent stands at T (that is, at R[n] with p = n). It moves to T
+        directly when one action can reach T, which retraces every edge of the path.
+        Otherwise, after a detour or a skip ahead, it moves along the shortest path to T
+        (egocentric: along `egocentric.egocentric_next_hops`, which avoids edges that
+        forward cannot take). So after leaving the path the teacher returns to the first
+        reference viewpoint not yet reached and retraces the rest of the path from there.
         """
         if self.egocentric:
             return self._egocentric_teacher_actions()
         actions = np.full(self.num_slots, self.stop_action, dtype=np.int64)
         slots = np.flatnonzero(~self.ended & self._has_goal)
         viewpoint = self.sim.viewpoint[slots]
-        next_local = self._goal_next_hops[slots, viewpoint - self._scan_offset[slots]]
+        next_local = self._teacher_next_viewpoints(slots)
         targets = self.world.tables.candidates.target[viewpoint]  # [slots, width]
         on_path = targets == (next_local + self._scan_offset[slots])[:, None]
         walking = (next_local >= 0) & on_path.any(axis=1)
@@ -345,7 +389,7 @@ class NavigationBatch:
         slots = np.flatnonzero(~self.ended & self._has_goal)
         viewpoint = self.sim.viewpoint[slots]
         offset = self._scan_offset[slots]
-        next_local = self._goal_next_hops[slots, viewpoint - offset]
+        next_local = self._teacher_next_viewpoints(slots)
         slot_one = self._slot_one(viewpoint[:, None] * VIEW_COUNT + np.arange(VIEW_COUNT))  # [slots, 36]
         turns, found = egocentric.teacher_turn_actions(
             self.sim.heading_step[slots], self.sim.elevation_row[slots], slot_one, next_local + offset
@@ -353,6 +397,44 @@ class NavigationBatch:
         walking = (next_local >= 0) & found
         actions[slots[walking]] = turns[walking]
         return actions
+
+    def _teacher_next_viewpoints(self, slots: np.ndarray) -> np.ndarray:
+        """Return the scan index of the teacher's next viewpoint for each of `slots`, negative for none."""
+        local = self.sim.viewpoint[slots] - self._scan_offset[slots]
+        if not self.reference_teacher:
+            return self._goal_next_hops[slots, local]
+
+        last = self._reference_length[slots] - 1
+        target = self._reference[slots, np.minimum(self._progress[slots] + 1, last)]  # [slots]
+        next_local = np.where(local == target, egocentric.NO_HOP, target)
+
+        # Targets that one action cannot reach are approached along the teacher's route.
+        viewpoint = self.sim.viewpoint[slots]
+        global_target = (target + self._scan_offset[slots])[:, None]
+        if self.egocentric:
+            slot_one = self._slot_one(viewpoint[:, None] * VIEW_COUNT + np.arange(VIEW_COUNT))  # [slots, 36]
+            direct = (slot_one == global_target).any(axis=1)
+        else:
+            direct = (self.world.tables.candidates.target[viewpoint] == global_target).any(axis=1)
+        for i in np.flatnonzero(~direct & (local != target)):
+            scan = self.episodes[slots[i]].scan
+            hops = (
+                self._scan_egocentric_hops(scan)
+                if self.egocentric
+                else self.world.connectivity[scan].next_hops
+            )
+            next_local[i] = hops[target[i], local[i]]
+        return next_local
+
+    def _advance_progress(self, slots: np.ndarray) -> None:
+        """Count the next reference viewpoint as reached for those of `slots` that just arrived there."""
+        if len(slots) == 0:
+            return
+        here = self.sim.viewpoint[slots] - self._scan_offset[slots]
+        progress = self._progress[slots]
+        following = progress + 1 < self._reference_length[slots]
+        upcoming = self._reference[slots, np.minimum(progress + 1, self._reference.shape[1] - 1)]
+        self._progress[slots] += following & (here == upcoming)
 
     def forward_candidates(self, heading_step: np.ndarray) -> np.ndarray:
         """Candidate that the low-level "forward" action reaches when looking level at `heading_step`.

@@ -270,7 +270,7 @@ class R2REnv(gym.Env):
         return {key: value[0] for key, value in self.batch.observe().items()}
 
     def teacher_action(self) -> int:
-        """Return the shortest-path teacher's action (see `NavigationBatch.teacher_actions`)."""
+        """Return the teacher's action, shortest-path or reference-path (see `NavigationBatch.teacher_actions`)."""
         return int(self.batch.teacher_actions()[0])
 
     @property
@@ -426,7 +426,7 @@ class R2RVectorEnv(VectorEnv):
         self.np_random.bit_generator.state = state["rng"]
 
     def teacher_actions(self) -> np.ndarray:
-        """Return the shortest-path teacher's action for every environment (STOP where ended)."""
+        """Return the teacher's action for every environment, STOP where ended (see `NavigationBatch.teacher_actions`)."""
         return self.batch.teacher_actions()
 
     def forward_candidates(self, heading_step: np.ndarray) -> np.ndarray:

@@ -1,8 +1,11 @@
 """Instruction tokenizer and vocabulary.
 
 Words are runs of Unicode letters, combining marks and digits. So Latin, Devanagari and
-Telugu text split at spaces and punctuation without breaking a word at a vowel sign.
-Every other non-space character is a token of its own. Text is case-folded.
+Telugu text split at spaces and punctuation without breaking a word at a vowel sign or
+a virama. A zero-width joiner or non-joiner (U+200D, U+200C) after a word character
+stays in the word, as in Unicode word segmentation (UAX #29), because Hindi and Telugu
+text uses them after a virama to choose a conjunct's written form. Every other non-space
+character is a token of its own. Text is case-folded.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import regex
 from connectivity.errors import ClipnavError, DataNotFoundError
 from envs.io import atomic_write
 
-TOKEN_PATTERN = regex.compile(r"[\p{L}\p{M}\p{N}]+|[^\p{L}\p{M}\p{N}\s]")
+TOKEN_PATTERN = regex.compile(r"[\p{L}\p{M}\p{N}][\p{L}\p{M}\p{N}\u200c\u200d]*|[^\p{L}\p{M}\p{N}\s]")
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)

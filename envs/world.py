@@ -19,15 +19,32 @@ from envs.episodes import Episode, Split
 from envs.features import NO_FEATURES, FeatureStore, MissingViewpointError, open_feature_store
 from envs.navigable import CameraSettings
 from envs.r2r import load_r2r_split
+from envs.rxr import (
+    RXR_MAX_INSTRUCTION_LENGTH,
+    load_rxr_split,
+    parse_languages,
+    vocabulary_file,
+    vocabulary_language,
+)
 from envs.simulator import SceneTables
 from envs.tokenizer import InstructionEncoder, Vocabulary, build_vocabulary
 
 logger = logging.getLogger(__name__)
 
+MAX_CACHED_INSTRUCTIONS = 200_000  # encoded instructions kept, about 128 MB at 80 tokens
+
+DATASETS = ("r2r", "rxr")
+TEACHERS = ("shortest", "reference")
+R2R_MAX_INSTRUCTION_LENGTH = 80
+
 
 @dataclass(frozen=True)
 class EnvSettings:
-    """Settings of the R2R navigation environments; defaults follow EnvDrop and CLIP-ViL."""
+    """Settings of the R2R and RxR navigation environments; defaults follow EnvDrop and CLIP-ViL.
+
+    Fields left None take the dataset's default when the settings are made, so
+    `max_instruction_length` and `teacher` always hold a value afterwards.
+    """
 
     data_dir: str | None = None
     """Folder holding connectivity/ and R2R/ (default: $CLIPNAV_DATA_DIR, else ../shared/data)."""
@@ -40,11 +57,11 @@ class EnvSettings:
     missing_features: str = "raise"
     """What a viewpoint without features gives: "raise" an error, or "zeros"."""
     vocabulary: str | None = None
-    """Vocabulary file; None builds one from the training split."""
+    """Vocabulary file; None builds one from the training split. For RxR, "{language}" in the name is replaced by the selected language (en, hi or te)."""
     min_word_count: int = 5
     """Words seen fewer times in the training split map to <unk> when the vocabulary is built."""
-    max_instruction_length: int = 80
-    """Instruction tokens kept, <bos> and <eos> included."""
+    max_instruction_length: int | None = None
+    """Instruction tokens kept, <bos> and <eos> included; None means 80 for R2R, 160 for RxR."""
     max_candidates: int = 16
     """Candidate slots in observations; the real graphs have at most 13 candidates."""
     angle_feature_size: int = 128
@@ -53,8 +70,39 @@ class EnvSettings:
     """Metres from the goal within which stopping counts as success."""
     success_reward: float = 2.0
     """Reward for stopping within success_distance; its negative for stopping elsewhere."""
+    dataset: str = "r2r"
+    """Task whose splits the world reads: "r2r" (R2R/R2R_<split>.json) or "rxr" (RxR guide files)."""
+    languages: str | None = None
+    """RxR only: comma-separated languages to keep, "en", "hi", "te" or full tags such as "en-IN"; None keeps all."""
+    rxr_dir: str | None = None
+    """RxR only: folder of the rxr_<split>_guide.jsonl.gz files (default: RxR/ in the data folder)."""
+    teacher: str | None = None
+    """Teacher of teacher_actions: "shortest" (shortest path to the goal) or "reference" (retrace the reference path); None means shortest for R2R, reference for RxR."""
 
     def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(
+                f"invalid environment setting dataset={self.dataset!r}; expected one of {DATASETS}"
+            )
+        if self.dataset != "rxr" and (self.languages is not None or self.rxr_dir is not None):
+            raise ValueError(
+                f"the settings languages and rxr_dir are for RxR, but dataset={self.dataset!r}; "
+                "set dataset='rxr' or leave them None"
+            )
+        parse_languages(self.languages)  # raises UnknownLanguageError for an unknown language
+        if self.teacher is not None and self.teacher not in TEACHERS:
+            raise ValueError(
+                f"invalid environment setting teacher={self.teacher!r}; expected one of {TEACHERS}"
+            )
+
+        # A frozen dataclass fills its dataset defaults through object.__setattr__.
+        rxr = self.dataset == "rxr"
+        if self.max_instruction_length is None:
+            length = RXR_MAX_INSTRUCTION_LENGTH if rxr else R2R_MAX_INSTRUCTION_LENGTH
+            object.__setattr__(self, "max_instruction_length", length)
+        if self.teacher is None:
+            object.__setattr__(self, "teacher", "reference" if rxr else "shortest")
+
         checks = {
             "feature_dim": self.feature_dim >= 1,
             "max_instruction_length": self.max_instruction_length >= 3,
@@ -66,6 +114,21 @@ class EnvSettings:
         for name, valid in checks.items():
             if not valid:
                 raise ValueError(f"invalid environment setting {name}={getattr(self, name)!r}")
+
+
+def load_split(settings: EnvSettings, data_dir: Path, name: str) -> Split:
+    """Read the split `name` of the settings' dataset; RxR splits keep the selected languages."""
+    if settings.dataset == "rxr":
+        return load_rxr_split(name, data_dir, settings.languages, settings.rxr_dir)
+    return load_r2r_split(name, data_dir)
+
+
+def _vocabulary_path(settings: EnvSettings) -> str | Path:
+    template = settings.vocabulary or ""
+    if settings.dataset != "rxr":
+        return template
+    language = vocabulary_language(template, parse_languages(settings.languages))
+    return template if language is None else vocabulary_file(template, language)
 
 
 def angle_features(heading: np.ndarray, elevation: np.ndarray, size: int) -> np.ndarray:
@@ -107,9 +170,9 @@ class NavigationWorld:
         features = open_feature_store(settings.features, dim, missing=settings.missing_features)
         splits: dict[str, Split] = {}
         if vocabulary is None and settings.vocabulary:
-            vocabulary = Vocabulary.load(settings.vocabulary)
+            vocabulary = Vocabulary.load(_vocabulary_path(settings))
         elif vocabulary is None:
-            splits["train"] = load_r2r_split("train", data_dir)
+            splits["train"] = load_split(settings, data_dir, "train")
             vocabulary = build_vocabulary(
                 (e.instruction for e in splits["train"]), min_count=settings.min_word_count
             )
@@ -118,9 +181,9 @@ class NavigationWorld:
         return cls(settings, data_dir, connectivity, tables, features, encoder, splits)
 
     def split(self, name: str) -> Split:
-        """Return the named R2R split, reading it on first use."""
+        """Return the named split of the settings' dataset, reading it on first use."""
         if name not in self._splits:
-            self._splits[name] = load_r2r_split(name, self.data_dir)
+            self._splits[name] = load_split(self.settings, self.data_dir, name)
         return self._splits[name]
 
     def add_split(self, split: Split) -> None:
@@ -159,6 +222,9 @@ class NavigationWorld:
         key = (episode.instr_id, episode.instruction)
         ids = self._encoded.get(key)
         if ids is None:
+            if len(self._encoded) >= MAX_CACHED_INSTRUCTIONS:
+                # Back-translation writes new instructions every batch; keep memory bounded.
+                self._encoded.clear()
             ids = self._encoded[key] = self.encoder.encode(episode.instruction)
         return ids
 

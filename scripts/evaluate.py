@@ -1,10 +1,14 @@
-"""Score a leaderboard-format trajectory file on an R2R split and print the metrics.
+"""Score a leaderboard-format trajectory file on an R2R or RxR split and print the metrics.
 
-Example:
+Examples:
     clipnav-evaluate results/val_unseen.json --split val_unseen --report report.json
+    clipnav-evaluate preds.jsonl.gz --dataset rxr --split val_unseen --languages hi
 
-On the test split, which has no reference paths, the file is validated and no metric is
-computed. Invalid input ends with one error message and exit code 2.
+With --dataset rxr the file is either a trajectory file (JSON list) or, when its name
+ends in .jsonl or .jsonl.gz, RxR predictions (one {"instruction_id", "path"} object per
+line), and the table adds the means of each language. On test splits, which have no
+reference paths, the file is validated and no metric is computed. Invalid input ends
+with one error message and exit code 2.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from pathlib import Path
 
 from connectivity import Connectivity, connectivity_dir
 from envs.evaluation import evaluate_file, write_report
-from envs.metrics import DEFAULT_SUCCESS_DISTANCE
+from envs.metrics import DEFAULT_SPL_LENGTH, DEFAULT_SUCCESS_DISTANCE, SPL_LENGTH_DESCRIPTIONS, SPL_LENGTHS
 from envs.r2r import load_r2r_split
+from envs.rxr import load_rxr_split
+from envs.rxr_submission import evaluate_rxr_submission, read_rxr_submission
+from envs.world import DATASETS
 from scripts.common import add_common_arguments, run_cli, setup_logging
 
 logger = logging.getLogger(__name__)
@@ -27,19 +34,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clipnav-evaluate",
         description=(
-            "Validate a trajectory file in the R2R leaderboard format against a split and print "
-            "NE, SR, OSR, TL, SPL, nDTW, SDTW and CLS."
+            "Validate a trajectory file in the R2R leaderboard format (or RxR predictions) against a "
+            "split and print NE, SR, OSR, TL, SPL, nDTW, SDTW and CLS."
         ),
     )
     parser.add_argument(
         "trajectories",
         type=Path,
-        help='JSON list of {"instr_id": ..., "trajectory": [[viewpoint, heading, elevation], ...]}',
+        help='JSON list of {"instr_id": ..., "trajectory": [[viewpoint, heading, elevation], ...]}, '
+        'or with --dataset rxr a .jsonl(.gz) file of {"instruction_id": ..., "path": [...]} lines',
     )
     parser.add_argument(
         "--split",
         default="val_unseen",
-        help="R2R split to score on: train, val_seen, val_unseen or test (default: %(default)s)",
+        help="split to score on: train, val_seen, val_unseen, or test (R2R) and test_standard (RxR) "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dataset", choices=DATASETS, default="r2r", help="task of the split (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--languages",
+        default=None,
+        help="RxR only: comma-separated languages to score, en, hi, te or tags such as en-IN (default: all)",
+    )
+    parser.add_argument(
+        "--rxr-dir",
+        type=Path,
+        default=None,
+        help="RxR only: folder of the rxr_<split>_guide.jsonl.gz files (default: RxR/ in the data folder)",
+    )
+    parser.add_argument(
+        "--spl-length",
+        choices=SPL_LENGTHS,
+        default=DEFAULT_SPL_LENGTH,
+        help="path length L of SPL: "
+        + ", or ".join(f"{name}, {description}" for name, description in SPL_LENGTH_DESCRIPTIONS.items())
+        + " (default: %(default)s, as the R2R scorer)",
     )
     parser.add_argument(
         "--report",
@@ -64,19 +95,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def evaluate(argv: Sequence[str] | None = None) -> int:
     """Run the command without run_cli's error handling; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     setup_logging(args.verbose)
 
-    split = load_r2r_split(args.split, args.data_dir)
+    if args.dataset == "rxr":
+        split = load_rxr_split(args.split, args.data_dir, args.languages, args.rxr_dir)
+    elif args.languages is not None or args.rxr_dir is not None:
+        parser.error("--languages and --rxr-dir need --dataset rxr")
+    else:
+        split = load_r2r_split(args.split, args.data_dir)
     connectivity = Connectivity(connectivity_dir(args.data_dir))
     logger.info("evaluating %s on split %s (%d episodes)", args.trajectories, split.name, len(split))
-    report = evaluate_file(
-        args.trajectories,
-        split,
-        connectivity,
-        success_distance=args.success_distance,
-        allow_missing=args.allow_missing,
-    )
+    if args.dataset == "rxr" and args.trajectories.name.endswith((".jsonl", ".jsonl.gz")):
+        report = evaluate_rxr_submission(
+            read_rxr_submission(args.trajectories),
+            split,
+            connectivity,
+            success_distance=args.success_distance,
+            allow_missing=args.allow_missing,
+            source=str(args.trajectories),
+            spl_length=args.spl_length,
+        )
+    else:
+        report = evaluate_file(
+            args.trajectories,
+            split,
+            connectivity,
+            success_distance=args.success_distance,
+            allow_missing=args.allow_missing,
+            spl_length=args.spl_length,
+        )
 
     print(report.format_table())
     if args.report is not None:
