@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import random
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 from envs.io import write_json_atomic
+from envs.world import NavigationWorld
 
 logger = logging.getLogger(__name__)
 
@@ -72,3 +74,20 @@ def write_run_record(
     write_json_atomic(output_dir / "versions.json", library_versions(), indent=2)
     write_json_atomic(output_dir / "features.json", json_ready(feature_metadata), indent=2)
     logger.info("run settings, library versions and feature metadata written to %s", output_dir)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's and torch's global generators (environments seed their own)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def feature_signature(world: NavigationWorld) -> dict[str, Any]:
+    """Return the feature facts a checkpoint records and later checks: dimension, encoder, weights."""
+    metadata = world.features.metadata
+    return {
+        "dim": world.features.dim,
+        "encoder": metadata.get("encoder"),
+        "pretrained": metadata.get("pretrained"),
+        "format": metadata.get("format"),
+    }

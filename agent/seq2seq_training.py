@@ -20,9 +20,8 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agent.checkpoint import capture_random_state, load_checkpoint, restore_random_state, save_checkpoint
-from agent.run_record import choose_device, write_run_record
+from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings, run_episodes
-from agent.training import feature_signature, seed_everything
 from envs.evaluation import evaluate_trajectories
 from envs.features import check_compatible
 from envs.r2r_env import R2RVectorEnv

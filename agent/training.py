@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,9 +14,10 @@ from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from agent.back_translation import LIVE_SPLIT, BackTranslator, install_live_split
 from agent.checkpoint import capture_random_state, load_checkpoint, restore_random_state, save_checkpoint
 from agent.follower import Follower, FollowerModelSettings, run_episodes
-from agent.run_record import choose_device, write_run_record
+from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from envs.evaluation import evaluate_trajectories
 from envs.features import check_compatible
 from envs.r2r import read_r2r_file
@@ -48,7 +48,12 @@ class FollowerTrainingSettings:
     train_split: str = "train"
     """Split of the real training episodes."""
     augmented: str | None = None
-    """R2R-format file of speaker-generated episodes; batches alternate real and augmented."""
+    """R2R-format file of augmented paths; batches alternate real and augmented."""
+    speaker: str | None = None
+    """Speaker checkpoint for back-translation: it rewrites each augmented batch's instructions
+    from the environment-dropped features; None uses the augmented file's instructions."""
+    speaker_sampling: bool = False
+    """Sample the speaker's words instead of taking the most likely ones."""
     val_splits: str = "val_seen,val_unseen"
     """Comma-separated splits evaluated at every evaluation interval."""
     iterations: int = 80_000
@@ -56,7 +61,7 @@ class FollowerTrainingSettings:
     batch_size: int = 64
     """Episodes per batch."""
     learning_rate: float = 1e-4
-    """RMSprop learning rate."""
+    """Learning rate of the optimizer."""
     optimizer: str = "rmsprop"
     """rmsprop (EnvDrop) or adam."""
     train_mode: str = "mixed"
@@ -71,8 +76,8 @@ class FollowerTrainingSettings:
     """Maximum gradient norm."""
     max_steps: int = 35
     """Maximum actions per episode."""
-    max_instruction_length: int = 80
-    """Instruction tokens kept (80 for R2R, 160 for RxR)."""
+    max_instruction_length: int | None = None
+    """Instruction tokens kept, <bos> and <eos> included; None means 80 for R2R, 160 for RxR."""
     angle_feature_size: int = 128
     """Size of the angle features."""
     env_dropout: float = 0.3
@@ -92,7 +97,27 @@ class FollowerTrainingSettings:
     force_features: bool = False
     """Train on resume, or evaluate, with features that differ from the checkpoint's."""
 
+    # --- dataset selection (R2R or RxR) ---
+    dataset: str = "r2r"
+    """Task to train on: r2r or rxr (the RxR guide files, taught along the reference path)."""
+    languages: str | None = None
+    """RxR only: comma-separated languages to train and evaluate on (en, hi, te or tags such as en-IN); None keeps all."""
+    rxr_dir: str | None = None
+    """RxR only: folder of the rxr_<split>_guide.jsonl.gz files (default: RxR/ in data_dir)."""
+    teacher: str | None = None
+    """Teacher of imitation learning: shortest (path to the goal) or reference (retrace the path); None means shortest for R2R, reference for RxR."""
+
     def __post_init__(self) -> None:
+        # The environment settings check these fields and fill in the dataset's defaults.
+        env_settings = EnvSettings(
+            max_instruction_length=self.max_instruction_length,
+            dataset=self.dataset,
+            languages=self.languages,
+            rxr_dir=self.rxr_dir,
+            teacher=self.teacher,
+        )
+        object.__setattr__(self, "max_instruction_length", env_settings.max_instruction_length)
+        object.__setattr__(self, "teacher", env_settings.teacher)
         if self.train_mode not in TRAIN_MODES:
             raise ValueError(f"train_mode must be one of {TRAIN_MODES}, got {self.train_mode!r}")
         if self.optimizer not in ("rmsprop", "adam"):
@@ -113,11 +138,6 @@ class FollowerTrainingSettings:
         return [split for split in self.val_splits.split(",") if split]
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def build_world(settings: FollowerTrainingSettings, vocabulary_path: str | None) -> NavigationWorld:
     env_settings = EnvSettings(
         data_dir=settings.data_dir,
@@ -127,22 +147,15 @@ def build_world(settings: FollowerTrainingSettings, vocabulary_path: str | None)
         vocabulary=vocabulary_path,
         max_instruction_length=settings.max_instruction_length,
         angle_feature_size=settings.angle_feature_size,
+        dataset=settings.dataset,
+        languages=settings.languages,
+        rxr_dir=settings.rxr_dir,
+        teacher=settings.teacher,
     )
     world = NavigationWorld.from_settings(env_settings)
     if settings.augmented:
         world.add_split(read_r2r_file(settings.augmented, name=AUGMENTED_SPLIT, has_reference=True))
     return world
-
-
-def feature_signature(world: NavigationWorld) -> dict[str, Any]:
-    """The feature facts a checkpoint records and later checks: dimension, encoder, weights."""
-    metadata = world.features.metadata
-    return {
-        "dim": world.features.dim,
-        "encoder": metadata.get("encoder"),
-        "pretrained": metadata.get("pretrained"),
-        "format": metadata.get("format"),
-    }
 
 
 class FollowerTrainer:
@@ -196,6 +209,13 @@ class FollowerTrainer:
             autoreset_mode=AutoresetMode.DISABLED,
         )
         self.env.reset(seed=settings.seed)
+        self.translator = None
+        if settings.speaker:
+            if not settings.augmented:
+                raise ValueError("a speaker rewrites augmented batches: pass augmented as well")
+            self.translator = BackTranslator(
+                settings.speaker, self.world, self.device, settings.speaker_sampling, settings.force_features
+            )
         self.iteration = 0
         self.best: dict[str, dict[str, float]] = {}
         if state is not None:
@@ -260,6 +280,22 @@ class FollowerTrainer:
             rows.append(masks[episode.scan])
         return torch.stack(rows).to(self.device)  # [B, D]
 
+    def _start_batch(self, split: str, augmented: bool) -> tuple[dict[str, np.ndarray], torch.Tensor | None]:
+        """Reset the environment on the next batch of `split`; return its observation and visual mask.
+
+        Augmented batches get environmental dropout and, with a speaker, the instructions
+        the speaker writes for their paths through the same masks.
+        """
+        observation, _ = self.env.reset(options={"split": split})
+        if not augmented:
+            return observation, None
+        visual_mask = self._environment_dropout()
+        if self.translator is not None:
+            episodes = self.translator.relabel(self.env, observation, visual_mask, self.settings.max_steps)
+            instr_ids = install_live_split(self.world, episodes)
+            observation, _ = self.env.reset(options={"split": LIVE_SPLIT, "instr_ids": instr_ids})
+        return observation, visual_mask
+
     def train_iteration(self) -> dict[str, float]:
         """Run one batch (imitation, A2C or both) and one optimizer step; return the losses."""
         settings = self.settings
@@ -272,8 +308,7 @@ class FollowerTrainer:
         total = torch.zeros((), device=self.device)
 
         if settings.train_mode in ("il", "mixed"):
-            observation, _ = self.env.reset(options={"split": split})
-            visual_mask = self._environment_dropout() if augmented else None
+            observation, visual_mask = self._start_batch(split, augmented)
             result = run_episodes(
                 self.model, self.env, observation, "teacher", active, settings.max_steps, visual_mask
             )
@@ -282,8 +317,7 @@ class FollowerTrainer:
             logs["losses/imitation"] = float(result.imitation_loss.detach())
 
         if settings.train_mode in ("rl", "mixed"):
-            observation, _ = self.env.reset(options={"split": split})
-            visual_mask = self._environment_dropout() if augmented else None
+            observation, visual_mask = self._start_batch(split, augmented)
             result = run_episodes(
                 self.model,
                 self.env,
@@ -337,17 +371,20 @@ class FollowerTrainer:
                 means["navigation_error"],
                 means["ndtw"],
             )
-            score = (means["spl"], means["success"])
+            # RxR's main metric is nDTW; R2R ranks by SPL. Success rate breaks ties.
+            key = "ndtw" if self.settings.dataset == "rxr" else "spl"
+            score = (means[key], means["success"])
             best = self.best.get(split)
-            if best is None or score > (best["spl"], best["success"]):
+            if best is None or score > (best.get(key, -1.0), best["success"]):
                 self.best[split] = {
                     "spl": means["spl"],
+                    "ndtw": means["ndtw"],
                     "success": means["success"],
                     "iteration": self.iteration,
                 }
                 path = self.save(f"best_{split}")
                 logger.info(
-                    "new best on %s (SPL %.4f, SR %.4f): %s", split, means["spl"], means["success"], path
+                    "new best on %s (%s %.4f, SR %.4f): %s", split, key, means[key], means["success"], path
                 )
 
     # --- the loop -----------------------------------------------------------------------

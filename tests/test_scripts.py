@@ -24,12 +24,19 @@ from scripts import (
 
 
 def test_demo_writes_outputs(demo_dir: Path, tmp_path: Path, capsys) -> None:
-    assert demo.main(["--demo-dir", str(demo_dir), "--out", str(tmp_path)]) == 0
+    assert demo.main(["--demo-dir", str(demo_dir), "--out", str(tmp_path), "--iterations", "0"]) == 0
     printed = capsys.readouterr().out
     assert "| shortest | val_unseen | 100.0 | 100.0 |" in printed
     submission = json.loads((tmp_path / "R2R_test_random_heading_agent.json").read_text())
     test_ids = {e.instr_id for e in read_r2r_file(demo_dir / "R2R" / "R2R_test.json")}
     assert {entry["instr_id"] for entry in submission} == test_ids
+
+
+def test_demo_trains_follower(demo_dir: Path, tmp_path: Path, capsys) -> None:
+    assert demo.main(["--demo-dir", str(demo_dir), "--out", str(tmp_path), "--iterations", "2"]) == 0
+    assert "EnvDrop follower, 2 iterations" in capsys.readouterr().out
+    submission = json.loads((tmp_path / "R2R_test_demo_follower.json").read_text())
+    assert len(submission) == len(read_r2r_file(demo_dir / "R2R" / "R2R_test.json"))
 
 
 def test_baseline_writes_trajectories(demo_dir: Path, tmp_path: Path) -> None:
