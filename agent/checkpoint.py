@@ -81,3 +81,15 @@ def generator_state(generator: np.random.Generator) -> dict[str, Any]:
 def set_generator_state(generator: np.random.Generator, state: dict[str, Any]) -> None:
     """Restore a state returned by `generator_state`."""
     generator.bit_generator.state = state
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, Any], source: str | os.PathLike[str]) -> None:
+    """Load a checkpoint's network weights, explaining a mismatch of network sizes."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[1:2] or [str(error)]
+        raise CheckpointError(
+            f"{source}: its network does not fit the one built from the settings ({first[0].strip()}); "
+            f"use the checkpoint's network settings: {state.get('model_settings')}"
+        ) from None

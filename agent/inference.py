@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from agent.checkpoint import CheckpointError, load_checkpoint
+from agent.checkpoint import CheckpointError, load_checkpoint, load_model_state
 from agent.follower import Follower, FollowerModelSettings
 from agent.run_record import choose_device, feature_signature
 from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings
@@ -24,7 +24,7 @@ from agent.seq2seq_training import Seq2SeqTrainingSettings
 from agent.seq2seq_training import greedy_trajectories as seq2seq_greedy_trajectories
 from agent.training import CHECKPOINT_KIND as FOLLOWER_KIND
 from agent.training import FollowerTrainingSettings, greedy_trajectories
-from envs.features import check_compatible
+from envs.features import NO_FEATURES, FeatureMismatchError, check_compatible
 from envs.tokenizer import Vocabulary
 from envs.world import EnvSettings, NavigationWorld
 
@@ -63,8 +63,36 @@ def _checkpoint_world(
         ),
         vocabulary=vocabulary,
     )
-    check_compatible(state["features"], feature_signature(world), force=force_features)
+    check_feature_store(state["features"], world, str(feature_source), checkpoint, force_features)
     return world
+
+
+def check_feature_store(
+    trained: dict[str, Any],
+    world: NavigationWorld,
+    source: str,
+    checkpoint: str | os.PathLike[str],
+    force_features: bool,
+) -> None:
+    """Refuse a feature store that the checkpoint's network cannot use, or should not without force.
+
+    The dimension is part of the network, so a store of another dimension is refused even
+    with `force_features`. Zeros (`none`) for a network trained on visual features, or
+    another encoder or weights, are refused unless forced.
+    """
+    if world.features.dim != int(trained["dim"]):
+        raise FeatureMismatchError(
+            f"{checkpoint} was trained on features of dimension {trained['dim']}, and {source} has "
+            f"{world.features.dim}; the dimension is part of the network, so even --force-features "
+            f"cannot run it: use features of dimension {trained['dim']}"
+        )
+    trained_on_vision = trained.get("format") not in (None, NO_FEATURES)
+    if trained_on_vision and world.features.metadata.get("format") == NO_FEATURES and not force_features:
+        raise FeatureMismatchError(
+            f"{checkpoint} was trained on visual features ({trained.get('format')} store), and "
+            f"{source!r} gives zeros; pass the training features, or --force-features to run on zeros"
+        )
+    check_compatible(trained, feature_signature(world), force=force_features)
 
 
 def _follower_from_state(
@@ -81,7 +109,7 @@ def _follower_from_state(
     model = Follower(
         len(world.encoder.vocabulary), world.features.dim, training.angle_feature_size, model_settings
     )
-    model.load_state_dict(state["model"])
+    load_model_state(model, state, checkpoint)
     model.to(choose_device(device)).eval()
     logger.info("loaded follower from %s (iteration %d)", Path(checkpoint), state["iteration"])
     return model, world, training
@@ -126,7 +154,7 @@ def _seq2seq_from_state(
     model = Seq2Seq(
         len(world.encoder.vocabulary), world.features.dim, training.angle_feature_size, model_settings
     )
-    model.load_state_dict(state["model"])
+    load_model_state(model, state, checkpoint)
     model.to(choose_device(device)).eval()
     logger.info("loaded Seq2Seq agent from %s (iteration %d)", Path(checkpoint), state["iteration"])
     return model, world, training

@@ -19,7 +19,13 @@ from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agent.checkpoint import capture_random_state, load_checkpoint, restore_random_state, save_checkpoint
+from agent.checkpoint import (
+    capture_random_state,
+    load_checkpoint,
+    load_model_state,
+    restore_random_state,
+    save_checkpoint,
+)
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings, run_episodes
 from envs.evaluation import evaluate_trajectories
@@ -219,7 +225,7 @@ class Seq2SeqTrainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         check_compatible(state["features"], feature_signature(self.world), force=self.settings.force_features)
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state, self.checkpoint_dir / "latest.pt")
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = int(state["iteration"])
         self.best = state["best"]

@@ -20,6 +20,7 @@ from agent.checkpoint import (
     CheckpointError,
     capture_random_state,
     load_checkpoint,
+    load_model_state,
     restore_random_state,
     save_checkpoint,
 )
@@ -230,7 +231,7 @@ class SpeakerTrainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         check_compatible(state["features"], feature_signature(self.world), force=self.settings.force_features)
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state, self.checkpoint_dir / "latest.pt")
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = int(state["iteration"])
         self.best = state["best"]
@@ -353,7 +354,7 @@ def load_speaker(
     check_compatible(state["features"], feature_signature(world), force=force_features)
 
     model = Speaker(len(vocabulary), world.features.dim, training.angle_feature_size, model_settings)
-    model.load_state_dict(state["model"])
+    load_model_state(model, state, checkpoint)
     model.to(choose_device(device)).eval()
     logger.info("loaded speaker from %s (iteration %d)", Path(checkpoint), state["iteration"])
     return model, world, training

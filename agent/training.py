@@ -15,7 +15,13 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agent.back_translation import LIVE_SPLIT, BackTranslator, install_live_split
-from agent.checkpoint import capture_random_state, load_checkpoint, restore_random_state, save_checkpoint
+from agent.checkpoint import (
+    capture_random_state,
+    load_checkpoint,
+    load_model_state,
+    restore_random_state,
+    save_checkpoint,
+)
 from agent.follower import Follower, FollowerModelSettings, run_episodes
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from envs.evaluation import evaluate_trajectories
@@ -253,7 +259,7 @@ class FollowerTrainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         check_compatible(state["features"], feature_signature(self.world), force=self.settings.force_features)
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state, self.checkpoint_dir / "latest.pt")
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = int(state["iteration"])
         self.best = state["best"]

@@ -43,6 +43,8 @@ class EncoderSpec:
     """Local checkpoint file; takes the place of `pretrained`."""
     normalize: bool = False
     """L2-normalise each feature (CLIP-ViL's published features are not normalised)."""
+    seed: int = 0
+    """Seed of the random weights used when there is neither a tag nor a checkpoint."""
 
 
 def _check_model_name(name: str) -> None:
@@ -90,10 +92,14 @@ class ClipViewEncoder:
             _check_pretrained_tag(spec.model, spec.pretrained)
             weights = spec.pretrained
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                spec.model, pretrained=weights, device=self.device
-            )
-        except (RuntimeError, OSError, ValueError) as error:
+            # Random weights come from a seeded generator, so every run (a resumed one, another
+            # shard) builds the same network.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(spec.seed)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    spec.model, pretrained=weights, device=self.device
+                )
+        except Exception as error:  # open_clip and torch raise many types for unusable weights
             raise EncoderError(
                 f"could not load weights {weights!r} for {spec.model}: {error}. Without a reachable "
                 "model hub, download the checkpoint elsewhere and pass it as a local file."
@@ -104,7 +110,7 @@ class ClipViewEncoder:
         if spec.checkpoint:
             self.weights_tag = f"file:{Path(spec.checkpoint).name}"
         else:
-            self.weights_tag = spec.pretrained or RANDOM_WEIGHTS
+            self.weights_tag = spec.pretrained or f"{RANDOM_WEIGHTS}-seed{spec.seed}"
         self.model = model.eval()
         self.preprocess = preprocess
         self.dim = int(model.visual.output_dim)
@@ -123,7 +129,7 @@ class ClipViewEncoder:
             "pretrained": self.weights_tag,
             "checkpoint": self.spec.checkpoint,
             "checkpoint_sha256": self.checkpoint_sha256,
-            "random_weights": self.weights_tag == RANDOM_WEIGHTS,
+            "random_weights": self.weights_tag.startswith(RANDOM_WEIGHTS),
             "normalization": "l2" if self.spec.normalize else "none",
             "dim": self.dim,
             "preprocess": dict(self.model.visual.preprocess_cfg),

@@ -38,6 +38,8 @@ PROVENANCE_FIELDS = (
     "image_w",
     "image_h",
     "vfov",
+    "source",
+    "view_source",
 )
 
 
@@ -113,7 +115,7 @@ def extract_features(
         vfov=view_metadata["vfov"],
         normalization=encoder_metadata["normalization"],
         source=view_metadata["source"],
-        views=view_metadata["views"],
+        view_source=view_metadata["views"],
         random_weights=encoder_metadata["random_weights"],
         preprocess=encoder_metadata["preprocess"],
         library=encoder_metadata["library"],

@@ -223,10 +223,13 @@ def _parse_line(path: Path, number: int, line: str, has_reference: bool) -> Epis
         "scan": (isinstance(item.get("scan"), str) and bool(item.get("scan")), "a non-empty string"),
         "path": (_is_viewpoint_list(item.get("path")), "a non-empty list of viewpoint id strings"),
         "heading": (_is_finite_number(item.get("heading")), "a finite number of radians"),
-        "instruction": (isinstance(item.get("instruction"), str), "a string"),
+        "instruction": (
+            isinstance(item.get("instruction"), str) and bool(item.get("instruction", "").strip()),
+            "a non-empty string",
+        ),
         "language": (
-            isinstance(item.get("language"), str) and bool(item.get("language")),
-            "a language tag such as 'hi-IN'",
+            item.get("language") in RXR_LANGUAGES,
+            f"one of the RxR tags {', '.join(RXR_LANGUAGES)}",
         ),
         "annotator_id": (type(item.get("annotator_id", 0)) is int, "an integer"),
         "edit_distance": (

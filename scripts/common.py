@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -49,10 +50,16 @@ def non_negative_int(text: str) -> int:
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run `main`, turning input and file-system errors into one clear message and exit code 2."""
+    """Run `main`, turning input, settings and file-system errors into one message and exit code 2.
+
+    Set the environment variable CLIPNAV_DEBUG to see the stack trace instead.
+    """
     try:
         return main(argv)
-    except (ClipnavError, OSError) as error:
-        # Bad input or an unusable path is the user's to fix: one message, no stack trace.
+    except (ClipnavError, OSError, ValueError) as error:
+        # Bad input, an invalid setting or an unusable path is the user's to fix: one
+        # message, no stack trace, unless CLIPNAV_DEBUG asks for it.
+        if os.environ.get("CLIPNAV_DEBUG"):
+            raise
         print(f"\nerror: {error}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from envs.features import merge_stores
+from envs.features import FeatureFormatError, detect_format, merge_stores
 from scripts.common import run_cli, setup_logging
 
 
@@ -17,6 +17,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="log debug messages")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    for path in args.inputs:
+        if path.exists() and detect_format(path) != "clipnav":
+            raise FeatureFormatError(
+                f"{path} is a {detect_format(path)} store; only clipnav stores merge: convert it first "
+                "with clipnav-convert-features"
+            )
     merged = merge_stores(args.inputs, args.out, progress=True)
     print(f"merged {len(args.inputs)} stores into {merged}")
     return 0

@@ -145,7 +145,7 @@ def test_real_store_metadata(vit_b32: ClipViewEncoder, real_views, tmp_path: Pat
     store, _ = extract_features(real_views, vit_b32, tmp_path / "views.clipnav", progress=False)
     metadata = ClipnavFeatureStore(store).metadata
     assert metadata["encoder"] == "ViT-B-32"
-    assert metadata["pretrained"] == "random"
+    assert metadata["pretrained"] == "random-seed0"
     assert (metadata["image_w"], metadata["image_h"], metadata["vfov"]) == (640, 480, 60.0)
     assert metadata["preprocess"]["size"] == [224, 224]
 
@@ -268,3 +268,43 @@ def test_metadata_file_is_json(tmp_path: Path) -> None:
     source = ViewFolderSource(tmp_path / "views", 32, 24)
     store, _ = extract_features(source, MeanColourEncoder(), tmp_path / "out.clipnav", progress=False)
     assert json.loads((store / "metadata.json").read_text())["encoder"] == "mean-colour"
+
+
+def test_random_weights_reproducible() -> None:
+    images = torch.randint(0, 256, (1, 3, 48, 64), dtype=torch.uint8)
+    first = ClipViewEncoder(EncoderSpec("ViT-B-32", pretrained=None)).encode(images)
+    second = ClipViewEncoder(EncoderSpec("ViT-B-32", pretrained=None)).encode(images)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_resume_from_other_views_rejected(tmp_path: Path) -> None:
+    write_view_folder(tmp_path / "a", 3)
+    write_view_folder(tmp_path / "b", 3)
+    encoder = MeanColourEncoder()
+    extract_features(
+        ViewFolderSource(tmp_path / "a", 32, 24), encoder, tmp_path / "out.clipnav", limit=1, progress=False
+    )
+    with pytest.raises(ExtractionMismatchError, match="source"):
+        extract_features(
+            ViewFolderSource(tmp_path / "b", 32, 24), encoder, tmp_path / "out.clipnav", progress=False
+        )
+
+
+def test_cli_converts_finished_store_again(tmp_path: Path) -> None:
+    write_view_folder(tmp_path / "views", 1)
+    out = tmp_path / "views.tsv"
+    argv = ["--views", str(tmp_path / "views"), "--width", "32", "--height", "24", "--random-weights"]
+    argv += ["--model", "RN50", "--out", str(out), "--device", "cpu"]
+    assert extract_script.main(argv) == 0
+    out.unlink()  # as if the run stopped while converting
+    assert extract_script.main(argv) == 0
+    assert open_feature_store(out).dim == 1024
+
+
+def test_cli_bad_device_exits_2(tmp_path: Path, capsys) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    write_view_folder(tmp_path / "views", 1)
+    argv = ["--views", str(tmp_path / "views"), "--random-weights", "--out", str(tmp_path / "x.clipnav")]
+    assert extract_script.main([*argv, "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err

@@ -1248,3 +1248,17 @@ def test_bench_cli(capsys) -> None:
     printed = capsys.readouterr().out
     assert "40 viewpoints (synthetic ids)" in printed
     assert "clipnav float16: opens" in printed
+
+
+def test_conversion_resume_from_other_source_rejected(tmp_path: Path) -> None:
+    from envs.features import ClipnavStoreWriter
+
+    keys = [("scan", f"vp{i}") for i in range(3)]
+    first, second = tmp_path / "first.tsv", tmp_path / "second.tsv"
+    write_tsv_features(first, [(s, v, np.zeros((36, 4), dtype=np.float32)) for s, v in keys])
+    write_tsv_features(second, [(s, v, np.ones((36, 4), dtype=np.float32)) for s, v in keys])
+    dst = tmp_path / "out.clipnav"
+    metadata = {"converted_from": {"format": "tsv", "path": str(first), "dtype": "float32"}}
+    ClipnavStoreWriter.create(dst, keys, 4, "float32", metadata).close()  # an interrupted conversion
+    with pytest.raises(FeatureFormatError, match="unfinished conversion"):
+        convert_features(second, dst)

@@ -146,16 +146,19 @@ def test_corrupt_checkpoint_rejected(tmp_path: Path) -> None:
         load_checkpoint(path)
 
 
-def test_other_feature_dim_rejected(demo_dir: Path, tmp_path: Path) -> None:
-    FollowerTrainer(small_settings(demo_dir, tmp_path / "run", iterations=3), SMALL_MODEL).train()
-    other = tmp_path / "other.tsv"
+def write_narrow_features(demo_dir: Path, path: Path, dim: int) -> Path:
+    """Write zero features of dimension `dim` for the viewpoints of the demo world's first scan."""
     graph_dir = demo_dir / "connectivity"
     scan = (graph_dir / "scans.txt").read_text().split()[0]
-    viewpoints = [
-        entry["image_id"] for entry in json.loads((graph_dir / f"{scan}_connectivity.json").read_text())
-    ]
-    write_tsv_features(other, [(scan, v, np.zeros((36, 32), dtype=np.float32)) for v in viewpoints])
-    with pytest.raises(FeatureMismatchError, match="dimension: expected 64, got 32"):
+    entries = json.loads((graph_dir / f"{scan}_connectivity.json").read_text())
+    write_tsv_features(path, [(scan, e["image_id"], np.zeros((36, dim), dtype=np.float32)) for e in entries])
+    return path
+
+
+def test_other_feature_dim_rejected(demo_dir: Path, tmp_path: Path) -> None:
+    FollowerTrainer(small_settings(demo_dir, tmp_path / "run", iterations=3), SMALL_MODEL).train()
+    other = write_narrow_features(demo_dir, tmp_path / "other.tsv", dim=32)
+    with pytest.raises(FeatureMismatchError, match="dimension 64, and .* has 32"):
         load_follower(tmp_path / "run" / "checkpoints" / "latest.pt", features=str(other))
 
 
@@ -185,3 +188,26 @@ def test_cli_train_infer_submit(demo_dir: Path, tmp_path: Path, capsys) -> None:
     assert submit.main(["--checkpoint", str(checkpoint), "--out", str(submission)]) == 0
     test_ids = {e["instr_id"] for e in json.loads(submission.read_text())}
     assert len(test_ids) == 48
+
+
+def test_other_feature_dim_rejected_even_forced(demo_dir: Path, tmp_path: Path) -> None:
+    FollowerTrainer(small_settings(demo_dir, tmp_path / "run", iterations=3), SMALL_MODEL).train()
+    other = write_narrow_features(demo_dir, tmp_path / "other.tsv", dim=32)
+    with pytest.raises(FeatureMismatchError, match="even --force-features"):
+        load_follower(
+            tmp_path / "run" / "checkpoints" / "latest.pt", features=str(other), force_features=True
+        )
+
+
+def test_zeros_for_visual_model_need_force(demo_dir: Path, tmp_path: Path) -> None:
+    FollowerTrainer(small_settings(demo_dir, tmp_path / "run", iterations=3), SMALL_MODEL).train()
+    checkpoint = tmp_path / "run" / "checkpoints" / "latest.pt"
+    with pytest.raises(FeatureMismatchError, match="gives zeros"):
+        load_follower(checkpoint, features="none")
+
+
+def test_resume_with_other_sizes_explained(demo_dir: Path, tmp_path: Path) -> None:
+    FollowerTrainer(small_settings(demo_dir, tmp_path, iterations=3), SMALL_MODEL).train()
+    bigger = FollowerModelSettings(embedding_size=32, hidden_size=96, action_embedding_size=16)
+    with pytest.raises(CheckpointError, match="network settings"):
+        FollowerTrainer(small_settings(demo_dir, tmp_path, iterations=4), bigger, resume=True)

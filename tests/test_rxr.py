@@ -326,6 +326,8 @@ MALFORMED_CASES = {
     "scan not a string": (GOOD | {"scan": 7}, "scan"),
     "instruction missing": ({k: v for k, v in GOOD.items() if k != "instruction"}, "instruction"),
     "language missing": ({k: v for k, v in GOOD.items() if k != "language"}, "language"),
+    "language not in RxR": (GOOD | {"language": "fr-FR"}, "language"),
+    "empty instruction": (GOOD | {"instruction": "  "}, "instruction"),
     "annotator_id text": (GOOD | {"annotator_id": "x"}, "annotator_id"),
     "edit_distance text": (GOOD | {"edit_distance": "x"}, "edit_distance"),
     "timed_instruction text": (GOOD | {"timed_instruction": "x"}, "timed_instruction"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from connectivity import DATA_DIR_ENV, resolve_data_dir
@@ -152,3 +153,21 @@ def test_zero_batch_size_rejected(demo_dir: Path, tmp_path: Path) -> None:
 def test_reproduce_rejects_test_split(demo_dir: Path, capsys) -> None:
     assert reproduce_baselines.main(["--data-dir", str(demo_dir), "--splits", "test"]) == 2
     assert "no reference paths" in capsys.readouterr().err
+
+
+def test_invalid_setting_exits_2(demo_dir: Path, tmp_path: Path, capsys) -> None:
+    from scripts import train_follower
+
+    argv = ["--data-dir", str(demo_dir), "--output-dir", str(tmp_path), "--train-mode", "foo"]
+    assert train_follower.main(argv) == 2
+    assert "train_mode must be one of" in capsys.readouterr().err
+
+
+def test_merge_rejects_tsv(tmp_path: Path, capsys) -> None:
+    from envs.features import write_tsv_features
+    from scripts import merge_features
+
+    tsv = tmp_path / "a.tsv"
+    write_tsv_features(tsv, [("scan", "vp", np.zeros((36, 4), dtype=np.float32))])
+    assert merge_features.main([str(tsv), "--out", str(tmp_path / "m.clipnav")]) == 2
+    assert "convert it first" in capsys.readouterr().err

@@ -140,7 +140,7 @@ class FeatureStore(ABC):
             raise MissingViewpointError(
                 f"{self.source} has no features for scan {scan!r}, viewpoint {viewpoint!r}; "
                 "extract features for it, use a store that covers this split, "
-                "or open the store with missing='zeros'"
+                "or read missing viewpoints as zeros (missing='zeros', EnvSettings.missing_features)"
             )
         key = (scan, viewpoint)
         if key not in self._filled:
@@ -207,5 +207,5 @@ def check_compatible(
         return differences
     raise FeatureMismatchError(
         f"{message}. Use features made by the same encoder and weights as the agent's training "
-        "features, or force the run to use them anyway"
+        "features, or pass --force-features (force=True) to use them anyway"
     )

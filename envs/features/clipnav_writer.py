@@ -100,7 +100,7 @@ class ClipnavStoreWriter:
         partial = partial_path(path)
         if path.exists() and not overwrite:
             raise FeatureStoreExistsError(
-                f"{path} already exists; delete it, choose another output, or pass overwrite"
+                f"{path} already exists; delete it, choose another output, or overwrite it (--overwrite where offered)"
             )
         if partial.exists():
             raise FeatureStoreExistsError(
@@ -275,7 +275,9 @@ class ClipnavStoreWriter:
                 f"(first: {examples}); write them, then call finish() again"
             )
         if self.path.exists() and not self.overwrite:
-            raise FeatureStoreExistsError(f"{self.path} already exists; delete it or pass overwrite")
+            raise FeatureStoreExistsError(
+                f"{self.path} already exists; delete it, or overwrite it (--overwrite where offered)"
+            )
         self.close()
 
         # Completion is recorded before the flags go, so a crash in between stays resumable.

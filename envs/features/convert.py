@@ -252,6 +252,12 @@ def _write_clipnav(
 ) -> None:
     keys = source.keys()
     with open_store_writer(dst, keys, source.dim, dtype, metadata, overwrite) as writer:
+        started_from = writer.metadata.get("converted_from")
+        if started_from is not None and started_from != metadata["converted_from"]:
+            raise FeatureFormatError(
+                f"{dst}: an unfinished conversion from {started_from.get('path')} is in the way of the "
+                f"conversion from {source.path}; delete {dst}.partial, or rerun the first conversion"
+            )
         start = 0
         batch: list[np.ndarray] = []
         for row, (scan, viewpoint, features) in enumerate(records):
