@@ -163,9 +163,15 @@ def test_read_explicit_dim(tsv_path: Path) -> None:
     assert TsvFeatureStore(tsv_path, dim=DIM).dim == DIM
 
 
-@given(hnp.arrays(np.float32, st.tuples(st.just(36), st.integers(1, 6))))
+@given(
+    hnp.arrays(
+        np.float32,
+        st.tuples(st.just(36), st.integers(1, 6)),
+        elements=st.floats(allow_nan=False, allow_infinity=False, width=32),
+    )
+)
 def test_read_round_trip_any_values(array: np.ndarray) -> None:
-    # Bit patterns survive, NaN and infinities included.
+    # Bit patterns of every finite value survive (NaN and infinities are rejected).
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "f.tsv"
         write_tsv_features(path, [("s", "v", array)])
@@ -469,3 +475,12 @@ def test_atomic_write_mode_follows_umask(tmp_path: Path) -> None:
     finally:
         os.umask(umask)
     assert stat.S_IMODE(os.stat(tmp_path / "out.txt").st_mode) == 0o644
+
+
+def test_tsv_nan_rejected(tmp_path: Path) -> None:
+    array = np.zeros((36, 4), dtype=np.float32)
+    array[3, 1] = np.nan
+    path = tmp_path / "nan.tsv"
+    path.write_text(encode_tsv_line("scan", "vp", array))
+    with pytest.raises(FeatureFormatError, match="line 1: the features hold NaN"):
+        TsvFeatureStore(path)

@@ -180,12 +180,18 @@ def _decode(path: Path, line_number: int, text: str, dim: int | None) -> np.ndar
         ) from None
     if not raw or len(raw) % (4 * VIEWS_PER_VIEWPOINT):
         raise FeatureFormatError(
-            f"{path}, line {line_number}: {len(raw)} bytes of features is not 36 views of float32"
+            f"{path}, line {line_number}: {len(raw)} bytes of features are not 36 views of float32 "
+            f"(expected a multiple of 144 bytes, 36 x D x 4); the line may be truncated or hold another "
+            "number of views"
         )
     array = np.frombuffer(raw, dtype=np.float32).reshape(VIEWS_PER_VIEWPOINT, -1)
     if dim is not None and array.shape[1] != dim:
         raise FeatureFormatError(
             f"{path}, line {line_number}: expected feature dimension {dim}, got {array.shape[1]}"
+        )
+    if not np.isfinite(array).all():
+        raise FeatureFormatError(
+            f"{path}, line {line_number}: the features hold NaN or infinite values; re-extract this viewpoint"
         )
     return array
 
