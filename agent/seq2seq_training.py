@@ -8,7 +8,6 @@ TensorBoard scalars, and the best checkpoint per validation split by SPL, then S
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from agent.checkpoint import (
     capture_random_state,
@@ -26,6 +24,7 @@ from agent.checkpoint import (
     restore_random_state,
     save_checkpoint,
 )
+from agent.loop import run_training
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings, run_episodes
 from envs.evaluation import evaluate_trajectories
@@ -308,34 +307,7 @@ class Seq2SeqTrainer:
 
     def train(self) -> dict[str, dict[str, float]]:
         """Train until `iterations`, evaluating, logging and checkpointing on the way."""
-        settings = self.settings
-        start = time.perf_counter()
-        bar = tqdm(
-            total=settings.iterations,
-            initial=self.iteration,
-            desc="train seq2seq",
-            unit="it",
-            dynamic_ncols=True,
-        )
-        while self.iteration < settings.iterations:
-            logs = self.train_iteration()
-            bar.update(1)
-            if self.iteration % settings.log_interval == 0 or self.iteration == settings.iterations:
-                for name, value in logs.items():
-                    self.writer.add_scalar(name, value, self.iteration)
-                self.writer.add_scalar(
-                    "train/learning_rate", self.optimizer.param_groups[0]["lr"], self.iteration
-                )
-                bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in logs.items()})
-                logger.debug("iteration %d: %s", self.iteration, logs)
-            if self.iteration % settings.eval_interval == 0 or self.iteration == settings.iterations:
-                self._record_evaluation(self.evaluate())
-            if self.iteration % settings.checkpoint_interval == 0 or self.iteration == settings.iterations:
-                self.save("latest")
-        bar.close()
-        self.writer.flush()
-        logger.info("trained %d iterations in %.0f s", self.iteration, time.perf_counter() - start)
-        return self.best
+        return run_training(self, "train seq2seq")
 
 
 def greedy_trajectories(

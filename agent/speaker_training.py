@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from agent.bleu import REFERENCE_LENGTHS
 from agent.checkpoint import (
@@ -24,6 +22,7 @@ from agent.checkpoint import (
     restore_random_state,
     save_checkpoint,
 )
+from agent.loop import run_training
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from agent.speaker import DEFAULT_MAX_STEPS, Speaker, SpeakerModelSettings, collect_paths
 from agent.speaker_evaluation import evaluate_speaker
@@ -302,32 +301,7 @@ class SpeakerTrainer:
 
     def train(self) -> dict[str, dict[str, float]]:
         """Train until `iterations`, evaluating, logging and checkpointing on the way; return the best BLEU per split."""
-        settings = self.settings
-        start = time.perf_counter()
-        bar = tqdm(
-            total=settings.iterations,
-            initial=self.iteration,
-            desc="train speaker",
-            unit="it",
-            dynamic_ncols=True,
-        )
-        while self.iteration < settings.iterations:
-            logs = self.train_iteration()
-            bar.update(1)
-            last = self.iteration == settings.iterations
-            if self.iteration % settings.log_interval == 0 or last:
-                for name, value in logs.items():
-                    self.writer.add_scalar(name, value, self.iteration)
-                bar.set_postfix({name.split("/")[-1]: f"{value:.3f}" for name, value in logs.items()})
-                logger.debug("iteration %d: %s", self.iteration, logs)
-            if self.iteration % settings.eval_interval == 0 or last:
-                self._record_evaluation(self.evaluate())
-            if self.iteration % settings.checkpoint_interval == 0 or last:
-                self.save("latest")
-        bar.close()
-        self.writer.flush()
-        logger.info("trained %d iterations in %.0f s", self.iteration, time.perf_counter() - start)
-        return self.best
+        return run_training(self, "train speaker")
 
 
 def load_speaker(

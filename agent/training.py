@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from agent.back_translation import LIVE_SPLIT, BackTranslator, install_live_split
 from agent.checkpoint import (
@@ -23,6 +21,7 @@ from agent.checkpoint import (
     save_checkpoint,
 )
 from agent.follower import Follower, FollowerModelSettings, run_episodes
+from agent.loop import run_training
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from envs.evaluation import evaluate_trajectories
 from envs.features import check_compatible
@@ -397,34 +396,7 @@ class FollowerTrainer:
 
     def train(self) -> dict[str, dict[str, float]]:
         """Train until `iterations`, evaluating, logging and checkpointing on the way."""
-        settings = self.settings
-        start = time.perf_counter()
-        bar = tqdm(
-            total=settings.iterations,
-            initial=self.iteration,
-            desc="train follower",
-            unit="it",
-            dynamic_ncols=True,
-        )
-        while self.iteration < settings.iterations:
-            logs = self.train_iteration()
-            bar.update(1)
-            if self.iteration % settings.log_interval == 0 or self.iteration == settings.iterations:
-                for name, value in logs.items():
-                    self.writer.add_scalar(name, value, self.iteration)
-                self.writer.add_scalar(
-                    "train/learning_rate", self.optimizer.param_groups[0]["lr"], self.iteration
-                )
-                bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in logs.items()})
-                logger.debug("iteration %d: %s", self.iteration, logs)
-            if self.iteration % settings.eval_interval == 0 or self.iteration == settings.iterations:
-                self._record_evaluation(self.evaluate())
-            if self.iteration % settings.checkpoint_interval == 0 or self.iteration == settings.iterations:
-                self.save("latest")
-        bar.close()
-        self.writer.flush()
-        logger.info("trained %d iterations in %.0f s", self.iteration, time.perf_counter() - start)
-        return self.best
+        return run_training(self, "train follower")
 
 
 def greedy_trajectories(

@@ -1,0 +1,62 @@
+"""The training loop shared by the follower, Seq2Seq and speaker trainers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+
+class Trainer(Protocol):
+    """What the loop needs of a trainer."""
+
+    settings: Any  # with iterations, log_interval, eval_interval and checkpoint_interval
+    iteration: int
+    best: dict[str, dict[str, float]]
+    writer: Any  # a TensorBoard SummaryWriter
+    optimizer: Any
+
+    def train_iteration(self) -> dict[str, float]: ...
+
+    def evaluate(self) -> dict[str, dict[str, float]]: ...
+
+    def _record_evaluation(self, results: dict[str, dict[str, float]]) -> None: ...
+
+    def save(self, name: str = "latest") -> Any: ...
+
+
+def run_training(trainer: Trainer, description: str) -> dict[str, dict[str, float]]:
+    """Train until `iterations`, logging, evaluating and checkpointing at their intervals.
+
+    The last iteration always logs, evaluates and saves. Returns the trainer's best
+    results per validation split.
+    """
+    settings = trainer.settings
+    start = time.perf_counter()
+    bar = tqdm(
+        total=settings.iterations, initial=trainer.iteration, desc=description, unit="it", dynamic_ncols=True
+    )
+    while trainer.iteration < settings.iterations:
+        logs = trainer.train_iteration()
+        bar.update(1)
+        last = trainer.iteration == settings.iterations
+        if trainer.iteration % settings.log_interval == 0 or last:
+            for name, value in logs.items():
+                trainer.writer.add_scalar(name, value, trainer.iteration)
+            trainer.writer.add_scalar(
+                "train/learning_rate", trainer.optimizer.param_groups[0]["lr"], trainer.iteration
+            )
+            bar.set_postfix({name.split("/")[-1]: f"{value:.3f}" for name, value in logs.items()})
+            logger.debug("iteration %d: %s", trainer.iteration, logs)
+        if trainer.iteration % settings.eval_interval == 0 or last:
+            trainer._record_evaluation(trainer.evaluate())
+        if trainer.iteration % settings.checkpoint_interval == 0 or last:
+            trainer.save("latest")
+    bar.close()
+    trainer.writer.flush()
+    logger.info("trained %d iterations in %.0f s", trainer.iteration, time.perf_counter() - start)
+    return trainer.best
