@@ -31,8 +31,15 @@ from envs.world import EnvSettings, NavigationWorld
 logger = logging.getLogger(__name__)
 
 
+# Settings, network settings and network of each agent kind that inference can load.
+AGENT_CLASSES = {
+    FOLLOWER_KIND: (FollowerTrainingSettings, FollowerModelSettings, Follower),
+    SEQ2SEQ_KIND: (Seq2SeqTrainingSettings, Seq2SeqModelSettings, Seq2Seq),
+}
+
+
 def _dataset_settings(training: Any) -> dict[str, Any]:
-    """The dataset fields of a run's settings (R2R or RxR, languages, teacher); absent in older runs."""
+    """Return the dataset fields of a run's settings (R2R or RxR, languages, teacher); older runs lack them."""
     names = ("dataset", "languages", "rxr_dir", "teacher")
     return {name: getattr(training, name) for name in names if hasattr(training, name)}
 
@@ -95,23 +102,25 @@ def check_feature_store(
     check_compatible(trained, feature_signature(world), force=force_features)
 
 
-def _follower_from_state(
+def _agent_from_state(
     state: dict[str, Any],
     checkpoint: str | os.PathLike[str],
     data_dir: str | None,
     features: str | None,
     device: str,
     force_features: bool,
-) -> tuple[Follower, NavigationWorld, FollowerTrainingSettings]:
-    training = FollowerTrainingSettings(**state["training_settings"])
-    model_settings = FollowerModelSettings(**state["model_settings"])
+) -> tuple[nn.Module, NavigationWorld, FollowerTrainingSettings | Seq2SeqTrainingSettings]:
+    """Rebuild the network of a follower or Seq2Seq checkpoint, by its "kind", with a world for it."""
+    settings_class, model_settings_class, model_class = AGENT_CLASSES[state["kind"]]
+    training = settings_class(**state["training_settings"])
+    model_settings = model_settings_class(**state["model_settings"])
     world = _checkpoint_world(state, checkpoint, training, data_dir, features, force_features)
-    model = Follower(
+    model = model_class(
         len(world.encoder.vocabulary), world.features.dim, training.angle_feature_size, model_settings
     )
     load_model_state(model, state, checkpoint)
     model.to(choose_device(device)).eval()
-    logger.info("loaded follower from %s (iteration %d)", Path(checkpoint), state["iteration"])
+    logger.info("loaded %s from %s (iteration %d)", state["kind"], Path(checkpoint), state["iteration"])
     return model, world, training
 
 
@@ -129,7 +138,7 @@ def load_follower(
     the training features raises FeatureMismatchError unless `force_features`.
     """
     state = load_checkpoint(checkpoint, FOLLOWER_KIND)
-    return _follower_from_state(state, checkpoint, data_dir, features, device, force_features)
+    return _agent_from_state(state, checkpoint, data_dir, features, device, force_features)
 
 
 def follow_split(
@@ -138,26 +147,6 @@ def follow_split(
     """Run the follower greedily on every episode of `split`; return trajectories by instr_id."""
     instr_ids = [episode.instr_id for episode in world.split(split)]
     return greedy_trajectories(model, world, split, instr_ids, training)
-
-
-def _seq2seq_from_state(
-    state: dict[str, Any],
-    checkpoint: str | os.PathLike[str],
-    data_dir: str | None,
-    features: str | None,
-    device: str,
-    force_features: bool,
-) -> tuple[Seq2Seq, NavigationWorld, Seq2SeqTrainingSettings]:
-    training = Seq2SeqTrainingSettings(**state["training_settings"])
-    model_settings = Seq2SeqModelSettings(**state["model_settings"])
-    world = _checkpoint_world(state, checkpoint, training, data_dir, features, force_features)
-    model = Seq2Seq(
-        len(world.encoder.vocabulary), world.features.dim, training.angle_feature_size, model_settings
-    )
-    load_model_state(model, state, checkpoint)
-    model.to(choose_device(device)).eval()
-    logger.info("loaded Seq2Seq agent from %s (iteration %d)", Path(checkpoint), state["iteration"])
-    return model, world, training
 
 
 def load_seq2seq(
@@ -169,7 +158,7 @@ def load_seq2seq(
 ) -> tuple[Seq2Seq, NavigationWorld, Seq2SeqTrainingSettings]:
     """Rebuild a Seq2Seq agent and a world for it from a checkpoint; arguments as for `load_follower`."""
     state = load_checkpoint(checkpoint, SEQ2SEQ_KIND)
-    return _seq2seq_from_state(state, checkpoint, data_dir, features, device, force_features)
+    return _agent_from_state(state, checkpoint, data_dir, features, device, force_features)
 
 
 def seq2seq_split(
@@ -196,10 +185,7 @@ class TrainedAgent:
         return self._run(self.model, self.world, self.training, split)
 
 
-AGENT_LOADERS = {
-    FOLLOWER_KIND: (_follower_from_state, follow_split),
-    SEQ2SEQ_KIND: (_seq2seq_from_state, seq2seq_split),
-}
+AGENT_RUNNERS = {FOLLOWER_KIND: follow_split, SEQ2SEQ_KIND: seq2seq_split}
 
 
 def load_agent(
@@ -212,10 +198,9 @@ def load_agent(
     """Load the agent of any trained kind from a checkpoint, choosing the model by its "kind" entry."""
     state = load_checkpoint(checkpoint)
     kind = state.get("kind")
-    if kind not in AGENT_LOADERS:
+    if kind not in AGENT_RUNNERS:
         raise CheckpointError(
-            f"{checkpoint} is a {kind!r} checkpoint, expected one of {', '.join(map(repr, AGENT_LOADERS))}"
+            f"{checkpoint} is a {kind!r} checkpoint, expected one of {', '.join(map(repr, AGENT_RUNNERS))}"
         )
-    build, run = AGENT_LOADERS[kind]
-    model, world, training = build(state, checkpoint, data_dir, features, device, force_features)
-    return TrainedAgent(kind, model, world, training, run)
+    model, world, training = _agent_from_state(state, checkpoint, data_dir, features, device, force_features)
+    return TrainedAgent(kind, model, world, training, AGENT_RUNNERS[kind])

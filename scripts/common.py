@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from connectivity import DATA_DIR_ENV, ClipnavError, default_data_dir
 
@@ -58,8 +59,43 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         return main(argv)
     except (ClipnavError, OSError, ValueError) as error:
         # Bad input, an invalid setting or an unusable path is the user's to fix: one
-        # message, no stack trace, unless CLIPNAV_DEBUG asks for it.
+        # message, no stack trace, unless CLIPNAV_DEBUG is set.
         if os.environ.get("CLIPNAV_DEBUG"):
             raise
         print(f"\nerror: {error}", file=sys.stderr)
         return 2
+
+
+def train_from_command_line(
+    argv: Sequence[str] | None,
+    description: str,
+    settings_class: type,
+    model_settings_class: type,
+    trainer_class: Callable[..., Any],
+) -> dict[str, dict[str, float]]:
+    """Parse a trainer's settings from the command line, train (or `--resume`) and return its best results.
+
+    The options are the fields of `settings_class` and `model_settings_class`. The run's
+    log also goes to `<output_dir>/train.log`.
+    """
+    from agent.settings import add_settings_arguments, settings_from_arguments
+
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_settings_arguments(parser, settings_class)
+    add_settings_arguments(parser, model_settings_class)
+    parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from latest.pt")
+    parser.add_argument("--verbose", action="store_true", help="log debug messages")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+
+    settings = settings_from_arguments(settings_class, args)
+    model_settings = settings_from_arguments(model_settings_class, args)
+    Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(Path(settings.output_dir) / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+    trainer = trainer_class(settings, model_settings, resume=args.resume)
+    return trainer.train()

@@ -12,37 +12,17 @@ Run a checkpoint on a split with clipnav-infer.
 
 from __future__ import annotations
 
-import argparse
-import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from agent.seq2seq import Seq2SeqModelSettings
 from agent.seq2seq_training import Seq2SeqTrainer, Seq2SeqTrainingSettings
-from agent.settings import add_settings_arguments, settings_from_arguments
-from scripts.common import run_cli, setup_logging
+from scripts.common import run_cli, train_from_command_line
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    best = train_from_command_line(
+        argv, __doc__, Seq2SeqTrainingSettings, Seq2SeqModelSettings, Seq2SeqTrainer
     )
-    add_settings_arguments(parser, Seq2SeqTrainingSettings)
-    add_settings_arguments(parser, Seq2SeqModelSettings)
-    parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from latest.pt")
-    parser.add_argument("--verbose", action="store_true", help="log debug messages")
-    args = parser.parse_args(argv)
-    setup_logging(args.verbose)
-
-    settings = settings_from_arguments(Seq2SeqTrainingSettings, args)
-    model_settings = settings_from_arguments(Seq2SeqModelSettings, args)
-    Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(Path(settings.output_dir) / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-
-    trainer = Seq2SeqTrainer(settings, model_settings, resume=args.resume)
-    best = trainer.train()
     for split, record in best.items():
         print(
             f"best on {split}: SPL {record['spl']:.4f}, SR {record['success']:.4f} at iteration {record['iteration']}"

@@ -10,37 +10,17 @@ TensorBoard logs (losses/cross_entropy, eval/<split>/bleu, ...) and checkpoints/
 
 from __future__ import annotations
 
-import argparse
-import logging
 from collections.abc import Sequence
-from pathlib import Path
 
-from agent.settings import add_settings_arguments, settings_from_arguments
 from agent.speaker import SpeakerModelSettings
 from agent.speaker_training import SpeakerTrainer, SpeakerTrainingSettings
-from scripts.common import run_cli, setup_logging
+from scripts.common import run_cli, train_from_command_line
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    best = train_from_command_line(
+        argv, __doc__, SpeakerTrainingSettings, SpeakerModelSettings, SpeakerTrainer
     )
-    add_settings_arguments(parser, SpeakerTrainingSettings)
-    add_settings_arguments(parser, SpeakerModelSettings)
-    parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from latest.pt")
-    parser.add_argument("--verbose", action="store_true", help="log debug messages")
-    args = parser.parse_args(argv)
-    setup_logging(args.verbose)
-
-    settings = settings_from_arguments(SpeakerTrainingSettings, args)
-    model_settings = settings_from_arguments(SpeakerModelSettings, args)
-    Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(Path(settings.output_dir) / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-
-    trainer = SpeakerTrainer(settings, model_settings, resume=args.resume)
-    best = trainer.train()
     for split, record in best.items():
         print(f"best on {split}: BLEU {record['bleu']:.4f} at iteration {record['iteration']}")
     return 0
