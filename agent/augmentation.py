@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 DECODINGS = ("greedy", "sample")
 PATHS_SPLIT = "augmentation_paths"
-"""Name of the in-memory split that holds the sampled paths while the speaker describes them."""
+"""Name of the in-memory split that contains the sampled paths while the speaker describes them."""
 
 
 class AugmentationError(ClipnavError, ValueError):
@@ -46,12 +46,12 @@ class AugmentationError(ClipnavError, ValueError):
 
 @dataclass(frozen=True)
 class AugmentationSettings:
-    """How augmented paths are sampled and described."""
+    """Settings of path sampling and of the speaker that describes the paths."""
 
     split: str = "train"
     """Split whose scans the paths are sampled in."""
     min_hops: int = 4
-    """Fewest edges of a sampled path."""
+    """Minimum number of edges of a sampled path."""
     max_hops: int = 6
     """Most edges of a sampled path."""
     min_distance_m: float = 0.0

@@ -44,7 +44,7 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str | None = None) -> di
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a clipnav checkpoint (expected a dict)")
     if kind is not None and state.get("kind") != kind:
-        raise CheckpointError(f"{path} holds a {state.get('kind')!r} checkpoint, expected {kind!r}")
+        raise CheckpointError(f"{path} is a {state.get('kind')!r} checkpoint, expected {kind!r}")
     return state
 
 

@@ -3,10 +3,11 @@
 `Follower` bundles the instruction encoder, the decoder and the critic. `run_episodes`
 drives a batch of episodes of an `R2RVectorEnv` (autoreset disabled) to their end and
 returns the imitation loss, the reinforcement-learning loss, or both, together with the
-trajectories. The loss definitions follow EnvDrop (Tan et al. 2019): cross-entropy
-against the teacher's action; A2C with discount 0.9, rewards +-1 for moving closer to or
-away from the goal and +-2 for stopping within or beyond the success distance, an
-entropy bonus, and a critic trained on the discounted returns.
+trajectories. The losses follow EnvDrop (Tan et al. 2019). Imitation is the
+cross-entropy against the teacher's action. Reinforcement learning is A2C with discount
+0.9, an entropy bonus and a critic trained on the discounted returns. Its rewards are +-1
+for moving closer to or away from the goal, and +-2 for stopping within or beyond the
+success distance.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def step_inputs(
 
 @dataclass
 class EpisodeBatchResult:
-    """What `run_episodes` returns."""
+    """Result of `run_episodes`: losses, trajectories, step count and total reward."""
 
     imitation_loss: torch.Tensor | None = None
     rl_loss: torch.Tensor | None = None
@@ -126,9 +127,10 @@ def run_episodes(
 ) -> EpisodeBatchResult:
     """Run the episodes just reset in `env` (slots where `active`) to their end.
 
-    feedback "teacher" follows the teacher and returns the imitation loss; "sample" draws
-    actions from the policy and returns the A2C loss; "argmax" acts greedily, for
-    evaluation. Losses are sums over steps divided by the number of active episodes.
+    With feedback "teacher" the agent follows the teacher and the imitation loss is
+    returned. With "sample" it draws actions from the policy and the A2C loss is returned.
+    With "argmax" it acts greedily, for evaluation. Losses are sums over steps divided by
+    the number of active episodes.
     """
     if feedback not in FEEDBACKS:
         raise ValueError(f"feedback must be one of {FEEDBACKS}, got {feedback!r}")

@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 class Trainer(Protocol):
-    """What the loop needs of a trainer."""
+    """Interface of a trainer that `run_training` drives."""
 
     settings: Any  # with iterations, log_interval, eval_interval and checkpoint_interval
     iteration: int

@@ -1,4 +1,4 @@
-"""What every training run writes into its output folder besides checkpoints."""
+"""Run records: the files every training run writes into its output folder besides checkpoints."""
 
 from __future__ import annotations
 

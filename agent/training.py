@@ -274,7 +274,7 @@ class FollowerTrainer:
     # --- one iteration ------------------------------------------------------------------
 
     def _environment_dropout(self) -> torch.Tensor:
-        """One visual channel mask per scan of the batch, shared by all views of that scan."""
+        """Draw one visual channel mask per scan of the batch, shared by all views of that scan."""
         keep = 1.0 - self.settings.env_dropout
         masks: dict[str, torch.Tensor] = {}
         rows = []

@@ -2,8 +2,8 @@
 
 At a viewpoint the agent may move to any neighbour that is navigable in at least one of
 the 36 views. Each neighbour is a candidate once, in the view where it lies closest to
-the view centre (smallest sqrt(rel_heading^2 + rel_elevation^2); the lowest view index
-wins ties). Candidates are ordered by first appearance when the views are scanned in
+the view centre, by sqrt(rel_heading^2 + rel_elevation^2). The lowest view index wins
+ties. Candidates are ordered by first appearance when the views are scanned in
 index order 0..35 and each view's navigable locations in the simulator's order, the
 order EnvDrop's candidate lists have.
 

@@ -33,7 +33,7 @@ class EncoderError(ClipnavError, ValueError):
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """Which CLIP image encoder makes the features; the defaults are CLIP-ViL's ViT-B/32."""
+    """Specification of the CLIP image encoder; the defaults are CLIP-ViL's ViT-B/32."""
 
     model: str = "ViT-B-32"
     """open_clip model name (ViT-B-32, RN50x4, ViT-L-14-336, ...)."""
@@ -163,8 +163,8 @@ class ClipViewEncoder:
 def _tensor_pipeline(preprocess: transforms.Compose) -> list:
     """Turn open_clip's PIL preprocessing into steps on batched uint8 tensors.
 
-    Resize and CenterCrop run on uint8 (torchvision rounds like PIL does); the step that
-    converts to tensor becomes a division by 255; the PIL mode conversion is dropped.
+    Resize and CenterCrop run on uint8, where torchvision rounds like PIL. The step that
+    converts to a tensor becomes a division by 255, and the PIL mode conversion is dropped.
     """
     steps: list = []
     for transform in preprocess.transforms:

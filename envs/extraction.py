@@ -1,9 +1,9 @@
 """CLIP feature extraction: views of many viewpoints through an encoder into a feature store.
 
-Extraction writes a clipnav store through its resumable writer: every batch of
+Extraction writes a clipnav store through its resumable writer. Every batch of
 viewpoints is flushed and recorded before the next starts, so a killed run started
-again with the same command continues where it stopped, and the store appears at its
-final path only when complete. `--shard i/n` runs take every n-th viewpoint and
+again with the same command continues where it stopped. The store appears at its final
+path only when complete. `--shard i/n` runs take every n-th viewpoint and
 `merge_stores` joins their stores.
 """
 
@@ -49,7 +49,7 @@ class ExtractionMismatchError(ClipnavError, ValueError):
 
 @dataclass
 class ExtractionStats:
-    """Where an extraction spent its time."""
+    """Time spent by an extraction, by kind of work."""
 
     viewpoints: int = 0
     seconds: float = 0.0

@@ -125,8 +125,8 @@ def navigable_table(graph: ScanGraph, camera: CameraSettings = CameraSettings())
     entry_elevation = elevation_to_target[pair_index] - elevations[row]
     entry_key = np.sqrt(entry_heading * entry_heading + entry_elevation * entry_elevation)
 
-    # Sort each (viewpoint, view) group by angular distance from the view centre; ties keep
-    # file order, as the simulator's insertion sort does on these short lists.
+    # Sort each (viewpoint, view) group by angular distance from the view centre. Ties keep
+    # file order, because the simulator's insertion sort does so on these short lists.
     group = entry_here * VIEW_COUNT + view
     order = np.lexsort((there[pair_index], entry_key, group))
     group = group[order]

@@ -130,7 +130,7 @@ def load_skybox(
     `source` picks the files: "strip" is the simulator's `<viewpoint>_skybox_small.jpg`
     (six faces side by side), "faces" the six `<viewpoint>_skybox<k>_sami.jpg`, and "auto"
     the strip where a folder has one (the simulator renders from it), else the six faces.
-    Images are decoded by their content, whatever their extension says.
+    Images are decoded by their content, whatever their file extension.
 
     Raises:
         DataNotFoundError: neither folder contains the requested files.

@@ -6,7 +6,7 @@ gives with discretized viewing angles, restricted navigation and rendering off:
 - `new_episodes` snaps heading to a multiple of 30 degrees (C's lround: halves away from
   zero) and elevation to -30, 0 or +30 degrees (boundaries at +-15 degrees);
 - `make_actions(index, heading, elevation)` moves to `navigable_locations[index]`, keeping
-  heading and elevation, then turns one 30 degree step by the sign of each angle;
+  heading and elevation. Then it turns one 30 degree step by the sign of each angle, and
   elevation stops at +-30 degrees;
 - view index = heading step + 12 * elevation row (row 0 looks down).
 

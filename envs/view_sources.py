@@ -45,7 +45,7 @@ class ViewSource(Protocol):
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file (any format Pillow knows, whatever its extension) as uint8 [H, W, 3]."""
+    """Read an image file (any format Pillow reads, whatever its extension) as uint8 [H, W, 3]."""
     try:
         with Image.open(path) as image:
             return np.array(image.convert("RGB"))
@@ -115,7 +115,7 @@ class ViewFolderSource:
 class SkyboxSource:
     """Views rendered from Matterport3D skyboxes with the cube-map renderer.
 
-    `root` holds one folder per scan with the skybox images (the Matterport3D download's
+    `root` contains one folder per scan with the skybox images (the Matterport3D download's
     `<scan>/matterport_skybox_images/` or the images directly in `<scan>/`); the
     connectivity folder gives each viewpoint's pose. Viewpoints are those included in the
     navigation graphs whose skybox files exist.

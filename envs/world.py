@@ -55,7 +55,7 @@ class EnvSettings:
     feature_dim: int = 512
     """Feature dimension of the "none" store; files carry their own."""
     missing_features: str = "raise"
-    """What a viewpoint without features gives: "raise" an error, or "zeros"."""
+    """Behaviour for a viewpoint without features: "raise" an error, or read "zeros"."""
     vocabulary: str | None = None
     """Vocabulary file; None builds one from the training split. For RxR, "{language}" in the name is replaced by the selected language (en, hi or te)."""
     min_word_count: int = 5

@@ -1,10 +1,10 @@
 """Benchmark: end-to-end CLIP feature extraction with ViT-B/32 on the CPU.
 
-Builds, in a temporary folder, a skybox folder of N viewpoints (copies of one
+In a temporary folder it builds a skybox folder of N viewpoints (copies of one
 viewpoint's skybox under new ids, identity poses) and a folder of N viewpoints of
-rendered views (copies of the real 36 views), then extracts features from each with a
-ViT-B/32 of random weights (the real architecture and code path; no model hub needed).
-Prints viewpoints per second and where the time goes: the forward pass, the time it
+rendered views (copies of the real 36 views). It extracts features from each with a
+ViT-B/32 of random weights, which runs the real architecture and code path without a
+model hub. It prints viewpoints per second and where the time goes: the forward pass, the time it
 waits for views, and the background thread's loading (decoding or rendering) and
 preprocessing, which overlap the forward pass.
 """

@@ -1,10 +1,10 @@
 """Benchmark: follower training iterations per second at batch 64 with 512-dimensional features.
 
-Trains on the real training split with an in-memory store of random 512-dimensional view
-features for the viewpoints of the training scans, and reports iterations per second for
-imitation-only and mixed (imitation + A2C) iterations, with where each spends its time:
-the environment (reset, step, observations, teacher), the model's forward pass and the
-backward pass with the optimizer step.
+It trains on the real training split with an in-memory store of random 512-dimensional
+view features for the viewpoints of the training scans. It reports iterations per second
+for imitation-only and mixed (imitation + A2C) iterations, and the share of time each
+spends in the environment (reset, step, observations, teacher), the model's forward
+pass, and the backward pass with the optimizer step.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Stopwatch:
 
 
 def random_feature_world(settings: FollowerTrainingSettings, dim: int, seed: int) -> NavigationWorld:
-    """The training world with random features of dimension `dim` for every training viewpoint."""
+    """Return the training world with random features of dimension `dim` for every training viewpoint."""
     world = build_world(settings, None)
     keys = [
         (scan, vp) for scan in world.split("train").scans for vp in world.connectivity[scan].viewpoint_ids

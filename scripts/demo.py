@@ -3,10 +3,10 @@
 The demo world is built on first use: a few generated houses in the Matterport3D
 Simulator's connectivity format, R2R-format splits with templated instructions, and
 synthetic view features in which landmarks are visible. The program runs the baseline
-agents on its validation splits through the Gymnasium environments and scores them,
-trains an EnvDrop follower on the training split (a smaller network than the R2R
-default, so it takes a few minutes on a CPU), scores it on the held-out splits, and
-writes a validated test-split submission from it.
+agents on its validation splits through the Gymnasium environments and scores them.
+Then it trains an EnvDrop follower on the training split, with a smaller network than
+the R2R default so that it takes a few minutes on a CPU. It scores the follower on the
+held-out splits and writes a validated test-split submission from it.
 """
 
 from __future__ import annotations
