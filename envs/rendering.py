@@ -20,11 +20,19 @@ RotX(elevation - 90 deg) * RotZ(180 deg + heading), OpenGL's perspective project
   simulator's `<viewpoint>_skybox_small.jpg` strip.
 
 Each output pixel is a weighted sum of four texels of the cube map whose faces are padded
-with one texel copied from their own edge, which is how clamping works here. The indices
-and weights of a view's pixels form a sparse matrix with four entries per row, the view's
-sampling plan, so rendering a view is one sparse-dense matrix product. A plan depends on
-the pose, the heading and elevation, the image size and the face size; `CubeMapRenderer`
-keeps recently used plans.
+with one texel copied from their own edge, which is how clamping works here. Two backends
+compute it:
+
+- "numba" (the CPU default): a compiled kernel (`envs.cube_kernel`) that computes each
+  pixel's ray, face and weights and blends the texels in one pass, on all of PyTorch's
+  CPU threads.
+- "torch" (any device, the default off the CPU): the indices and weights of a view's
+  pixels form a sparse matrix with four entries per row, the view's sampling plan, and
+  rendering the view is one sparse-dense matrix product. A plan depends on the pose, the
+  heading and elevation, the image size and the face size. The renderer keeps recently
+  used plans.
+
+Both follow the same float32 arithmetic and agree within one colour level.
 """
 
 from __future__ import annotations
@@ -71,6 +79,7 @@ _T_COMPONENT = (1, 1, 2, 2, 1, 1)
 _T_SIGN = (-1.0, -1.0, 1.0, -1.0, -1.0, -1.0)
 
 SkyboxSource = Literal["auto", "strip", "faces"]
+RenderBackend = Literal["auto", "numba", "torch"]
 
 
 class SkyboxFormatError(ClipnavError, ValueError):
@@ -232,15 +241,14 @@ def read_pose_rotation(connectivity_file: str | os.PathLike[str], viewpoint: str
 
 @dataclass(frozen=True, eq=False)
 class CubeMap:
-    """A skybox prepared for sampling: its six faces, padded, as float32 texels.
+    """A skybox prepared for sampling: its six faces, padded, channels last.
 
     Each face (skybox0..5 order) gets a one-texel border copied from its own edge, so the
     four texels of any bilinear sample lie within the face, which is OpenGL's
-    clamp-to-edge. Texel values carry +0.5, so truncating an interpolated value rounds it
-    (the four weights sum to 1).
+    clamp-to-edge.
     """
 
-    texels: torch.Tensor  # [6 * (S + 2) ** 2, 3] float32, face-major, then row, then column
+    texels: torch.Tensor  # uint8 [6, S + 2, S + 2, 3], contiguous
     face_size: int  # S
 
     @classmethod
@@ -251,10 +259,11 @@ class CubeMap:
         square = faces.dim() == 4 and faces.shape[2] == faces.shape[3] > 0
         if not square or faces.shape[:2] != (SKYBOX_FACES, 3):
             raise RenderInputError(f"faces must have shape [6, 3, S, S], got {list(faces.shape)}")
-        size = faces.shape[-1]
-        texels = faces.to(device=device, dtype=torch.float32)
-        texels = torch.nn.functional.pad(texels, (1, 1, 1, 1), mode="replicate")  # [6, 3, S + 2, S + 2]
-        texels = texels.permute(0, 2, 3, 1).reshape(-1, 3).add_(0.5).contiguous()  # [6 * (S + 2) ** 2, 3]
+        faces = faces.to(device).permute(0, 2, 3, 1)  # [6, S, S, 3]
+        # Edge padding by index: the rows, then the columns, of each face with its border.
+        size = faces.shape[1]
+        edge = torch.arange(-1, size + 1, device=faces.device).clamp_(0, size - 1)  # [S + 2]
+        texels = faces.index_select(1, edge).index_select(2, edge).contiguous()  # [6, S + 2, S + 2, 3]
         return cls(texels=texels, face_size=size)
 
     @property
@@ -302,13 +311,16 @@ class CubeMapRenderer:
         height: image height in pixels.
         vfov_deg: vertical field of view in degrees; the horizontal one follows from the
             aspect ratio, as with OpenGL's perspective projection.
-        device: where plans are built and images rendered ("cpu", "cuda", ...).
-        cache_views: sampling plans kept, least recently used dropped first; 0 keeps none.
-            A plan takes 32 bytes per pixel, 9.8 MB at 640x480.
+        device: where images are rendered ("cpu", "cuda", ...).
+        backend: "numba" (CPU only), "torch" (any device), or "auto": "numba" on the CPU,
+            "torch" elsewhere. See the module's documentation.
+        cache_views: sampling plans the "torch" backend keeps, least recently used dropped
+            first; 0 keeps none. A plan takes 32 bytes per pixel, 9.8 MB at 640x480.
 
-    The renderer keeps state (the plan cache), so use one per thread.
+    The "torch" backend keeps state (the plan cache), so use one renderer per thread.
+    Calls of the "numba" backend from several threads run one after another.
 
-    NOTE: only the CPU path has been run. On CUDA the same code goes through PyTorch's
+    NOTE: only the CPU has been run. On CUDA the "torch" backend goes through PyTorch's
     sparse CSR product (cuSPARSE) and is untested against the simulator's renders.
     """
 
@@ -319,6 +331,7 @@ class CubeMapRenderer:
         vfov_deg: float = 60.0,
         device: str | torch.device = "cpu",
         cache_views: int = 72,
+        backend: RenderBackend = "auto",
     ) -> None:
         if width < 1 or height < 1:
             raise RenderInputError(f"image size must be positive, got {width}x{height}")
@@ -326,8 +339,19 @@ class CubeMapRenderer:
             raise RenderInputError(f"vfov_deg must lie in (0, 180) degrees, got {vfov_deg}")
         if cache_views < 0:
             raise RenderInputError(f"cache_views must be 0 or more, got {cache_views}")
+        device = torch.device(device)
+        if backend == "auto":
+            backend = "numba" if device.type == "cpu" else "torch"
+        elif backend not in ("numba", "torch"):
+            raise RenderInputError(f"backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+        if backend == "numba" and device.type != "cpu":
+            raise RenderInputError(
+                f"the numba backend renders on the CPU only, not on {device}; "
+                "use backend='torch' (or 'auto') for other devices"
+            )
+        self.backend: Literal["numba", "torch"] = backend
         self.width, self.height, self.vfov_deg = int(width), int(height), float(vfov_deg)
-        self.device = torch.device(device)
+        self.device = device
         self.cache_views = cache_views
         self._plans: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
@@ -382,18 +406,10 @@ class CubeMapRenderer:
 
         views = headings_rad.shape[1]
         images = self._output(out, batch, views, batched)  # [B, V, 3, H, W]
-        sampled = torch.empty((self.height * self.width, 3), device=self.device)  # [H * W, 3] float32
-        pixels = torch.empty((self.height, self.width, 3), dtype=torch.uint8, device=self.device)  # [H, W, 3]
-        for b, cube_map in enumerate(cube_maps):
-            plans = self._plans_for(rotations[b], headings_rad[b], elevations_rad[b], cube_map.face_size)
-            for v, plan in enumerate(plans):
-                # addmm with beta=0 ignores the old contents of `sampled` and runs faster than
-                # mm with out= (measured: about 20 % less CPU time with PyTorch 2.14).
-                torch.addmm(sampled, plan, cube_map.texels, beta=0.0, out=sampled)
-                # Truncation rounds, because the texels carry +0.5. Converting before the
-                # transpose moves a quarter of the bytes through the strided copy.
-                pixels.copy_(sampled.view(self.height, self.width, 3))
-                images[b, v].copy_(pixels.permute(2, 0, 1))
+        if self.backend == "numba":
+            self._render_compiled(cube_maps, rotations, headings_rad, elevations_rad, images)
+        else:
+            self._render_sparse(cube_maps, rotations, headings_rad, elevations_rad, images)
         if out is not None:
             return out
         return images if batched else images[0]
@@ -489,6 +505,48 @@ class CubeMapRenderer:
             raise RenderInputError(f"{name} must be finite radians")
         return values
 
+    # --- backends ---
+
+    def _render_compiled(
+        self,
+        cube_maps: list[CubeMap],
+        rotations: np.ndarray,
+        headings: np.ndarray,
+        elevations: np.ndarray,
+        images: torch.Tensor,
+    ) -> None:
+        """Render with the compiled kernel into images [B, V, 3, H, W] (CPU, contiguous)."""
+        from envs.cube_kernel import render_views
+
+        for b, cube_map in enumerate(cube_maps):
+            along_row, along_column = self._ray_terms(rotations[b], headings[b], elevations[b])
+            render_views(cube_map.texels.numpy(), along_row.numpy(), along_column.numpy(), images[b].numpy())
+
+    def _render_sparse(
+        self,
+        cube_maps: list[CubeMap],
+        rotations: np.ndarray,
+        headings: np.ndarray,
+        elevations: np.ndarray,
+        images: torch.Tensor,
+    ) -> None:
+        """Render with sampling plans, one sparse-dense product per view, into images [B, V, 3, H, W]."""
+        sampled = torch.empty((self.height * self.width, 3), device=self.device)  # [H * W, 3] float32
+        pixels = torch.empty((self.height, self.width, 3), dtype=torch.uint8, device=self.device)  # [H, W, 3]
+        for b, cube_map in enumerate(cube_maps):
+            # Texel values carry +0.5, so truncating an interpolated value rounds it (the
+            # four weights sum to 1).
+            texels = cube_map.texels.reshape(-1, 3).to(torch.float32).add_(0.5)  # [6 * (S + 2) ** 2, 3]
+            plans = self._plans_for(rotations[b], headings[b], elevations[b], cube_map.face_size)
+            for v, plan in enumerate(plans):
+                # addmm with beta=0 ignores the old contents of `sampled` and runs faster than
+                # mm with out= (measured: about 20 % less CPU time with PyTorch 2.14).
+                torch.addmm(sampled, plan, texels, beta=0.0, out=sampled)
+                # Converting before the transpose moves a quarter of the bytes through the
+                # strided copy.
+                pixels.copy_(sampled.view(self.height, self.width, 3))
+                images[b, v].copy_(pixels.permute(2, 0, 1))
+
     # --- sampling plans ---
 
     def _plans_for(
@@ -560,29 +618,41 @@ class CubeMapRenderer:
                 for v in range(views)
             ]
 
-    def _cube_directions(
+    def _ray_terms(
         self, rotation: np.ndarray, headings: np.ndarray, elevations: np.ndarray
-    ) -> torch.Tensor:
-        """Return the cube-map direction of every pixel of the views: float32 [3, V * H * W]."""
-        # The direction of pixel (i, j) is -R^T (forward + tan_right[j] right + tan_up[i] up),
-        # so each component is an outer sum of a row term and a column term.
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the column and row terms of every pixel's cube-map direction.
+
+        The direction of pixel (i, j) is -R^T (forward + tan_right[j] right + tan_up[i] up),
+        so each of its components is a column term plus a row term: float32 [V, 3, W] and
+        [V, 3, H], components x, y, z.
+        """
         frames = camera_frames(headings, elevations)  # [V, 3, 3] float64
         coefficients = torch.from_numpy(-(frames @ rotation)).to(self.device, torch.float32)  # [V, term, xyz]
         tan_right = torch.from_numpy(self._tan_right).to(self.device, torch.float32)  # [W]
         tan_up = torch.from_numpy(self._tan_up).to(self.device, torch.float32)  # [H]
-        direction = torch.empty(
-            (3, len(headings), self.height, self.width), device=self.device
-        )  # [3, V, H, W]
-        for k in range(3):
-            along_row = coefficients[:, 0, k, None] + coefficients[:, 1, k, None] * tan_right  # [V, W]
-            along_column = coefficients[:, 2, k, None] * tan_up  # [V, H]
-            torch.add(along_row[:, None, :], along_column[:, :, None], out=direction[k])
+        along_row = coefficients[:, 0, :, None] + coefficients[:, 1, :, None] * tan_right  # [V, 3, W]
+        along_column = coefficients[:, 2, :, None] * tan_up  # [V, 3, H]
+        return along_row.contiguous(), along_column.contiguous()
+
+    def _cube_directions(
+        self, rotation: np.ndarray, headings: np.ndarray, elevations: np.ndarray
+    ) -> torch.Tensor:
+        """Return the cube-map direction of every pixel of the views: float32 [3, V * H * W]."""
+        along_row, along_column = self._ray_terms(rotation, headings, elevations)
+        views = along_row.shape[0]
+        direction = torch.empty((3, views, self.height, self.width), device=self.device)  # [3, V, H, W]
+        torch.add(
+            along_row.permute(1, 0, 2)[:, :, None, :],
+            along_column.permute(1, 0, 2)[:, :, :, None],
+            out=direction,
+        )
         return direction.view(3, -1)
 
     def _face_coordinates(self, direction: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Pick each direction's face and its texel coordinates, as OpenGL does.
 
-        Returns the index of the face's first texel in `CubeMap.texels` (int32 [N]) and the
+        Returns the index of the face's first texel in the flattened `CubeMap.texels` (int32 [N]) and the
         (column, row) coordinates within the padded face (float32 [2, N]): OpenGL's s * S - 0.5
         and t * S - 0.5, plus one for the border, clamped to the face's own texels.
         """
@@ -626,7 +696,7 @@ def _face_tables(device: torch.device, padded: int) -> dict[str, torch.Tensor]:
     "component" (int64 [3, 3]) is indexed by the major axis (0 = x, 1 = y, 2 = z) and
     gives the ray components that become s and t, and the major axis itself. The other
     tables are indexed by the face (+x, -x, +y, -y, +z, -z): the signs of s and t, and
-    the index of the face's first texel in `CubeMap.texels`.
+    the index of the face's first texel in the flattened `CubeMap.texels`.
     """
     component = [
         [_S_COMPONENT[2 * axis] for axis in range(3)],

@@ -1,15 +1,17 @@
 """Benchmark: 640x480 views per second rendered from Matterport3D skyboxes by `CubeMapRenderer`.
 
-The skybox is loaded and prepared (converted to float texels) before timing, as the C++
-simulator's figure assumes its texture already uploaded. Each timed call renders the 36
-discretized views of one viewpoint, or of a batch of viewpoints at once. Two figures are
-measured: with the viewpoints' sampling plans kept from an earlier call (rendering the
-same viewpoints again), and with the plans built in the call (a viewpoint seen for the
-first time).
+The skybox is loaded and prepared (padded texels) before timing, as the C++ simulator's
+figure assumes its texture already uploaded. Each timed call renders the 36 discretized
+views of one viewpoint, or of a batch of viewpoints at once, with each backend:
+
+- "numba", the compiled kernel (the CPU default), which needs nothing per viewpoint;
+- "torch", the sparse product, with the viewpoints' sampling plans kept from an earlier
+  call (the same viewpoints rendered again) and with the plans built in the call (a
+  viewpoint seen for the first time).
 
 The skybox comes from the simulator reference data, `mattersim_reference/renders/skyboxes/`
-in the data folder. The batch renders it with the real poses of the first viewpoints of
-scan 17DRP5sb8fy, so each viewpoint of the batch has its own plans.
+in the data folder. It is rendered with the real poses of the first viewpoints of scan
+17DRP5sb8fy, so each viewpoint of a batch has its own rotation.
 
 The C++ Matterport3D Simulator renders about 590 views per second with OSMesa at 640x480
 on a 2-core machine of the kind these figures come from, with the skybox loaded.
@@ -32,7 +34,6 @@ from envs.rendering import (
     RenderInputError,
     load_skybox,
     pose_rotation,
-    read_pose_rotation,
 )
 from scripts.benchmarking import best_time
 from scripts.common import add_common_arguments, positive_int, run_cli, setup_logging
@@ -64,6 +65,53 @@ def views_per_second(render: Callable[[], torch.Tensor], views: int, repeats: in
     return views / best_time(render_and_wait, repeats)
 
 
+def backend_rates(
+    backend: str, device: torch.device, faces: torch.Tensor, rotations: np.ndarray, repeats: int
+) -> list[tuple[str, float]]:
+    """Time one backend: the first viewpoint alone, then the whole batch; (case, views/s) rows."""
+    views, batch = DISCRETIZED_VIEWS, len(rotations)
+    # Room for the plans of every view of the batch (9.8 MB per view) in the torch backend.
+    renderer = CubeMapRenderer(device=device, cache_views=views * batch, backend=backend)
+    cube_map = renderer.prepare(faces)
+    cube_maps = [cube_map] * batch
+    single_out = renderer.render_discretized(cube_map, rotations[0])
+    batch_out = renderer.render_discretized(cube_maps, rotations)
+    kept = ", plans kept" if backend == "torch" else ""
+    rows = [
+        (
+            f"{backend}: 1 viewpoint{kept}, new output",
+            views_per_second(lambda: renderer.render_discretized(cube_map, rotations[0]), views, repeats),
+        ),
+        (
+            f"{backend}: 1 viewpoint{kept}, output reused",
+            views_per_second(
+                lambda: renderer.render_discretized(cube_map, rotations[0], out=single_out), views, repeats
+            ),
+        ),
+        (
+            f"{backend}: {batch} viewpoints per call{kept}, output reused",
+            views_per_second(
+                lambda: renderer.render_discretized(cube_maps, rotations, out=batch_out),
+                views * batch,
+                repeats,
+            ),
+        ),
+    ]
+    if backend == "torch":
+        uncached = CubeMapRenderer(device=device, cache_views=0, backend=backend)
+        rows.append(
+            (
+                f"{backend}: {batch} viewpoints per call, plans built in the call, output reused",
+                views_per_second(
+                    lambda: uncached.render_discretized(cube_maps, rotations, out=batch_out),
+                    views * batch,
+                    repeats,
+                ),
+            )
+        )
+    return rows
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser)
@@ -76,7 +124,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         "--threads",
         type=positive_int,
         default=None,
-        help="CPU threads for torch (default: torch's own choice)",
+        help="CPU threads for both backends (default: torch's own choice)",
     )
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -92,54 +140,18 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
     connectivity_file = data_dir / "connectivity" / f"{SCAN}_connectivity.json"
     faces = load_skybox(skyboxes, SCAN, VIEWPOINT)
-    rotation = read_pose_rotation(connectivity_file, VIEWPOINT)
     rotations = batch_rotations(connectivity_file, args.batch)
-    views = DISCRETIZED_VIEWS
-
-    # Plans kept: room for every view of the batch (9.8 MB per view). The images go to a
-    # new tensor per call, or to one reused buffer.
-    cached = CubeMapRenderer(device=args.device, cache_views=views * args.batch)
-    cube_map = cached.prepare(faces)
-    cube_maps = [cube_map] * args.batch
-    single_out = cached.render_discretized(cube_map, rotation)
-    batch_out = cached.render_discretized(cube_maps, rotations)
-    single_cached = views_per_second(
-        lambda: cached.render_discretized(cube_map, rotation), views, args.repeats
-    )
-    single_reused = views_per_second(
-        lambda: cached.render_discretized(cube_map, rotation, out=single_out), views, args.repeats
-    )
-    batch_cached = views_per_second(
-        lambda: cached.render_discretized(cube_maps, rotations), views * args.batch, args.repeats
-    )
-    batch_reused = views_per_second(
-        lambda: cached.render_discretized(cube_maps, rotations, out=batch_out),
-        views * args.batch,
-        args.repeats,
-    )
-
-    # Plans built in every call.
-    uncached = CubeMapRenderer(device=args.device, cache_views=0)
-    single_built = views_per_second(
-        lambda: uncached.render_discretized(cube_map, rotation), views, args.repeats
-    )
-    batch_built = views_per_second(
-        lambda: uncached.render_discretized(cube_maps, rotations), views * args.batch, args.repeats
-    )
 
     device = torch.device(args.device)
+    backends = ["numba", "torch"] if device.type == "cpu" else ["torch"]
+    rows = [
+        row for backend in backends for row in backend_rates(backend, device, faces, rotations, args.repeats)
+    ]
+
     threads = f"{torch.get_num_threads()} CPU threads" if device.type == "cpu" else str(device)
     print(
         f"CubeMapRenderer, 640x480, 60 deg vertical field of view, {threads}, skybox faces of {faces.shape[-1]}"
     )
-    rows = [
-        ("1 viewpoint, plans kept, new output", single_cached),
-        ("1 viewpoint, plans kept, output reused", single_reused),
-        (f"{args.batch} viewpoints per call, plans kept, new output", batch_cached),
-        (f"{args.batch} viewpoints per call, plans kept, output reused", batch_reused),
-        ("1 viewpoint, plans built in the call, new output", single_built),
-        (f"{args.batch} viewpoints per call, plans built in the call, new output", batch_built),
-    ]
     for name, rate in rows:
         print(f"{name}: {rate:,.0f} views/s ({rate / CPP_VIEWS_PER_SECOND:.2f}x the C++ simulator)")
     print(f"C++ simulator with OSMesa, reference figure: about {CPP_VIEWS_PER_SECOND} views/s (2 cores)")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -123,10 +126,19 @@ def face_at(image: torch.Tensor, row: int, column: int) -> int:
     return int(matches[0]) if len(matches) else -1
 
 
+# Both backends must pass every test of the geometry and of the simulator's renders.
+BACKENDS = ("numba", "torch")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def renderer() -> CubeMapRenderer:
+def renderer(backend) -> CubeMapRenderer:
     """A small camera whose 20 degree view fits within one face when aimed at its centre."""
-    return CubeMapRenderer(width=24, height=18, vfov_deg=20.0)
+    return CubeMapRenderer(width=24, height=18, vfov_deg=20.0, backend=backend)
 
 
 # --- where known directions land --------------------------------------------------------------
@@ -190,10 +202,10 @@ def test_level_pose_face_upright(renderer) -> None:
         (random_rotation(2), 222.0, -75.0),
     ],
 )
-def test_views_match_geometry(rotation, heading_deg, elevation_deg) -> None:
+def test_views_match_geometry(rotation, heading_deg, elevation_deg, backend) -> None:
     # Every pixel, seams included, shows the colour of its own cube-map direction. A wrong
     # face, a mirrored face or a gap at a seam would be off by tens of levels.
-    renderer = CubeMapRenderer(width=80, height=60, vfov_deg=90.0)
+    renderer = CubeMapRenderer(width=80, height=60, vfov_deg=90.0, backend=backend)
     heading, elevation = math.radians(heading_deg), math.radians(elevation_deg)
     image = renderer.render(direction_faces(), rotation, [heading], [elevation])[0]  # [3, 60, 80]
     expected = expected_direction_image(rotation, heading, elevation, 80, 60, 90.0)
@@ -201,10 +213,10 @@ def test_views_match_geometry(rotation, heading_deg, elevation_deg) -> None:
     assert difference.max() <= 1.5
 
 
-def test_headings_between_steps_smooth() -> None:
+def test_headings_between_steps_smooth(backend) -> None:
     # Turning by 1 degree moves the centre pixel's colour by a little (about 2 levels of
     # direction_colour per degree), never by a jump.
-    renderer = CubeMapRenderer(width=8, height=6, vfov_deg=10.0)
+    renderer = CubeMapRenderer(width=8, height=6, vfov_deg=10.0, backend=backend)
     headings = np.radians(np.arange(0.0, 91.0, 1.0))
     images = renderer.render(direction_faces(), LEVEL, headings, np.zeros_like(headings))  # [91, 3, 6, 8]
     centre = images[:, :, 3, 4].to(torch.int32)  # [91, 3]
@@ -212,10 +224,10 @@ def test_headings_between_steps_smooth() -> None:
     assert int(steps.max()) <= 4
 
 
-def test_pose_turned_about_z_shifts_headings() -> None:
+def test_pose_turned_about_z_shifts_headings(backend) -> None:
     # A pose turned 90 degrees about z (counterclockwise seen from above) shows at heading h
     # what the original pose shows at h + 90 degrees: three heading steps further right.
-    renderer = CubeMapRenderer(width=40, height=30, vfov_deg=60.0)
+    renderer = CubeMapRenderer(width=40, height=30, vfov_deg=60.0, backend=backend)
     rotation = random_rotation(3)
     faces = direction_faces(64)
     original = renderer.render_discretized(faces, rotation).to(torch.int32)  # [36, 3, 30, 40]
@@ -225,21 +237,21 @@ def test_pose_turned_about_z_shifts_headings() -> None:
     assert int((turned - original[shifted]).abs().max()) <= 1
 
 
-def test_seam_between_side_faces_continuous() -> None:
+def test_seam_between_side_faces_continuous(backend) -> None:
     # Heading 45 degrees with the level pose looks at the edge between skybox1 and skybox2:
     # the left half shows skybox1, the right half skybox2, and no other colour appears.
-    renderer = CubeMapRenderer(width=40, height=30, vfov_deg=60.0)
+    renderer = CubeMapRenderer(width=40, height=30, vfov_deg=60.0, backend=backend)
     image = renderer.render(solid_faces(), LEVEL, [math.radians(45.0)], [0.0])[0]
     assert all(face_at(image, row, column) == 1 for row in range(30) for column in range(20))
     assert all(face_at(image, row, column) == 2 for row in range(30) for column in range(20, 40))
 
 
-def test_clamping_keeps_face_edge() -> None:
+def test_clamping_keeps_face_edge(backend) -> None:
     # A one-texel white border on skybox1 stays white up to the seam: clamping repeats the
     # edge texel and never blends in the neighbouring face.
     faces = solid_faces(16)
     faces[1, :, :, -1] = 255
-    renderer = CubeMapRenderer(width=40, height=30, vfov_deg=60.0)
+    renderer = CubeMapRenderer(width=40, height=30, vfov_deg=60.0, backend=backend)
     image = renderer.render(faces, LEVEL, [math.radians(45.0)], [0.0])[0]
     assert (image[:, :, 19] == 255).all()
 
@@ -253,13 +265,13 @@ def test_render_shape_and_dtype(renderer) -> None:
     assert image.dtype == torch.uint8
 
 
-def test_render_discretized_shape() -> None:
-    images = CubeMapRenderer(width=16, height=12).render_discretized(solid_faces(), LEVEL)
+def test_render_discretized_shape(backend) -> None:
+    images = CubeMapRenderer(width=16, height=12, backend=backend).render_discretized(solid_faces(), LEVEL)
     assert images.shape == (36, 3, 12, 16)
 
 
-def test_batch_equals_one_by_one() -> None:
-    renderer = CubeMapRenderer(width=32, height=24, vfov_deg=75.0)
+def test_batch_equals_one_by_one(backend) -> None:
+    renderer = CubeMapRenderer(width=32, height=24, vfov_deg=75.0, backend=backend)
     faces = torch.stack([direction_faces(32), quadrant_faces(32)])  # [2, 6, 3, 32, 32]
     rotations = np.stack([random_rotation(4), LEVEL])
     headings = np.array([[0.3, 1.9], [4.0, 0.0]])
@@ -273,12 +285,86 @@ def test_batch_equals_one_by_one() -> None:
 
 def test_cached_plans_give_same_images() -> None:
     faces = direction_faces(32)
-    cached = CubeMapRenderer(width=32, height=24, cache_views=72)
-    uncached = CubeMapRenderer(width=32, height=24, cache_views=0)
+    cached = CubeMapRenderer(width=32, height=24, cache_views=72, backend="torch")
+    uncached = CubeMapRenderer(width=32, height=24, cache_views=0, backend="torch")
     first = cached.render_discretized(faces, LEVEL)
     again = cached.render_discretized(faces, LEVEL)
     assert torch.equal(first, again)
     assert torch.equal(first, uncached.render_discretized(faces, LEVEL))
+
+
+@pytest.mark.parametrize("face_size", [1, 3, 17, 64])
+def test_backends_agree(face_size: int) -> None:
+    # Random rotations and angles off the discretized grid, straight up and down included,
+    # with a wide field of view that spans several faces: the compiled kernel and the
+    # sparse product compute the same float32 arithmetic.
+    generator = torch.Generator().manual_seed(face_size)
+    faces = torch.randint(0, 256, (6, 3, face_size, face_size), dtype=torch.uint8, generator=generator)
+    headings = [0.0, 0.37, 2.9, -1.2, 40.0, math.pi]
+    elevations = [math.pi / 2, -0.8, 0.05, -math.pi / 2, 1.1, 0.0]
+    images = {}
+    for backend in BACKENDS:
+        renderer = CubeMapRenderer(width=48, height=36, vfov_deg=100.0, backend=backend)
+        images[backend] = torch.stack(
+            [renderer.render(faces, random_rotation(seed), headings, elevations) for seed in range(3)]
+        ).to(torch.int32)
+    difference = (images["numba"] - images["torch"]).abs()
+    assert int(difference.max()) <= 1
+    assert float((difference > 0).float().mean()) < 1e-3
+
+
+def test_cube_map_padding_repeats_edges() -> None:
+    faces = torch.randint(0, 256, (6, 3, 5, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    texels = CubeMap.from_faces(faces).texels  # [6, 7, 7, 3]
+    assert texels.shape == (6, 7, 7, 3)
+    channels_last = faces.permute(0, 2, 3, 1)  # [6, 5, 5, 3]
+    assert torch.equal(texels[:, 1:-1, 1:-1], channels_last)
+    assert torch.equal(texels[:, 0, 1:-1], channels_last[:, 0])  # top border = first row
+    assert torch.equal(texels[:, -1, 1:-1], channels_last[:, -1])
+    assert torch.equal(texels[:, 1:-1, 0], channels_last[:, :, 0])  # left border = first column
+    assert torch.equal(texels[:, 1:-1, -1], channels_last[:, :, -1])
+    assert torch.equal(texels[:, 0, 0], channels_last[:, 0, 0])  # corners repeat the corner texel
+    assert torch.equal(texels[:, -1, -1], channels_last[:, -1, -1])
+
+
+def test_compiled_backend_from_threads() -> None:
+    # Calls from several threads at once give the images of calls one after another.
+    renderer = CubeMapRenderer(width=64, height=48, backend="numba")
+    faces = renderer.prepare(direction_faces(32))
+    headings = [[0.1 * k, 1.0 + k, 2.0 - k] for k in range(6)]
+    expected = [renderer.render(faces, LEVEL, h, [0.0, 0.3, -0.3]) for h in headings]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda h: renderer.render(faces, LEVEL, h, [0.0, 0.3, -0.3]), headings))
+    assert all(torch.equal(a, b) for a, b in zip(results, expected))
+
+
+def fork_render(faces: torch.Tensor, queue) -> None:
+    image = CubeMapRenderer(width=32, height=24, backend="numba").render(faces, LEVEL, [0.7], [0.2])
+    queue.put(image.numpy())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_compiled_backend_in_forked_process() -> None:
+    # A DataLoader worker forked after the parent rendered can render too.
+    faces = direction_faces(16)
+    expected = CubeMapRenderer(width=32, height=24, backend="numba").render(faces, LEVEL, [0.7], [0.2])
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=fork_render, args=(faces, queue))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(queue.get(timeout=5), expected.numpy())
+
+
+def test_compiled_backend_keeps_torch_threads() -> None:
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        CubeMapRenderer(width=8, height=6, backend="numba").render(solid_faces(), LEVEL, [0.0], [0.0])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_render_into_given_output(renderer) -> None:
@@ -332,6 +418,17 @@ def test_render_rejects_bad_input(renderer, faces, rotation, headings, error) ->
 def test_renderer_rejects_bad_settings() -> None:
     with pytest.raises(RenderInputError, match="vfov_deg"):
         CubeMapRenderer(vfov_deg=180.0)
+    with pytest.raises(RenderInputError, match="backend must be"):
+        CubeMapRenderer(backend="opengl")
+    with pytest.raises(RenderInputError, match="CPU only"):
+        CubeMapRenderer(device="cuda", backend="numba")
+
+
+def test_auto_backend_by_device() -> None:
+    # Only the settings are checked here; nothing is allocated on the device.
+    assert CubeMapRenderer().backend == "numba"
+    assert CubeMapRenderer(device="cuda").backend == "torch"
+    assert CubeMapRenderer(backend="torch").backend == "torch"
 
 
 # --- reading skyboxes and poses ---------------------------------------------------------------
@@ -425,13 +522,16 @@ def near_seam(face_map: torch.Tensor) -> torch.Tensor:
     return (highest != lowest)[:, 0]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("scan", "viewpoint", "pose_file"), REFERENCE_VIEWPOINTS)
-def test_matches_simulator_renders(data_dir: Path, scan: str, viewpoint: str, pose_file: str) -> None:
+def test_matches_simulator_renders(
+    data_dir: Path, scan: str, viewpoint: str, pose_file: str, backend: str
+) -> None:
     skyboxes = data_dir / "mattersim_reference" / "renders" / "skyboxes"
     faces = load_skybox(skyboxes, scan, viewpoint)
     rotation = read_pose_rotation(data_dir / pose_file, viewpoint)
     view_index, reference = reference_views(data_dir, scan, viewpoint)  # [36, 3, 480, 640]
-    renderer = CubeMapRenderer(cache_views=36)
+    renderer = CubeMapRenderer(cache_views=36, backend=backend)
 
     ours = renderer.render_discretized(faces, rotation)[view_index]
     difference = (ours.to(torch.int32) - reference.to(torch.int32)).abs().amax(dim=1)  # [36, 480, 640]
@@ -467,5 +567,7 @@ def test_bench_render_prints_rates(data_dir: Path, capsys) -> None:
 
     assert bench_render.main(["--data-dir", str(data_dir), "--repeats", "1", "--batch", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "1 viewpoint, plans kept, output reused:" in printed
+    for case in ("numba: 1 viewpoint, output reused:", "torch: 1 viewpoint, plans kept, output reused:"):
+        assert case in printed
+    assert "plans built in the call" in printed
     assert "views/s" in printed
