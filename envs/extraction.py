@@ -55,6 +55,7 @@ class ExtractionStats:
     seconds: float = 0.0
     forward_seconds: float = 0.0  # inside the encoder's forward pass
     waiting_seconds: float = 0.0  # the forward pass waiting for the next batch of views
+    first_batch_seconds: float = 0.0  # of which waiting for the first batch, before any forward pass
     loading_seconds: float = 0.0  # reading or rendering views, in the background thread
     preprocess_seconds: float = 0.0  # resizing, cropping and normalising, in the background thread
 
@@ -65,6 +66,13 @@ class ExtractionStats:
     @property
     def share_outside_forward(self) -> float:
         return 1.0 - self.forward_seconds / self.seconds if self.seconds else float("nan")
+
+    @property
+    def share_outside_forward_after_first_batch(self) -> float:
+        """The share once the pipeline runs: without the wait for the first batch, which a
+        run pays once (loading it, and compiling or loading the rendering kernel)."""
+        running = self.seconds - self.first_batch_seconds
+        return 1.0 - self.forward_seconds / running if running > 0 else float("nan")
 
 
 def _check_provenance(stored: dict[str, Any], planned: dict[str, Any], path: Path) -> None:
@@ -136,7 +144,9 @@ def extract_features(
     )
 
     stats = ExtractionStats()
-    batches = [pending[i : i + batch_viewpoints] for i in range(0, len(pending), batch_viewpoints)]
+    # The first batch holds one viewpoint, so the forward pass starts as early as possible.
+    batches = [pending[:1]] if pending else []
+    batches += [pending[i : i + batch_viewpoints] for i in range(1, len(pending), batch_viewpoints)]
     bar = tqdm(total=len(planned), initial=writer.done_count, desc="extract", unit="vp", disable=not progress)
     start = time.perf_counter()
 
@@ -156,6 +166,8 @@ def extract_features(
             waited = time.perf_counter()
             pixels = upcoming.result()
             stats.waiting_seconds += time.perf_counter() - waited
+            if index == 0:
+                stats.first_batch_seconds = stats.waiting_seconds
             if index + 1 < len(batches):
                 upcoming = loader.submit(load, batches[index + 1])
 

@@ -74,8 +74,12 @@ def report(name: str, stats: ExtractionStats) -> None:
         f"viewpoints/s ({36 * stats.viewpoints_per_second:.1f} views/s)"
     )
     print(
-        f"  forward pass {stats.forward_seconds:.1f} s, waiting for views {stats.waiting_seconds:.1f} s; "
-        f"outside the forward pass {100 * outside:.1f}% of the wall time "
+        f"  forward pass {stats.forward_seconds:.1f} s, waiting for views {stats.waiting_seconds:.1f} s "
+        f"(of which {stats.first_batch_seconds:.1f} s for the first batch)"
+    )
+    print(
+        f"  outside the forward pass: {100 * outside:.1f}% of the wall time, "
+        f"{100 * stats.share_outside_forward_after_first_batch:.1f}% after the first batch "
         f"(target under {100 * TARGET_SHARE_OUTSIDE_FORWARD:.0f}%)"
     )
     print(

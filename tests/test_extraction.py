@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 
 from envs.clip_encoder import ClipViewEncoder, EncoderError, EncoderSpec
-from envs.extraction import ExtractionMismatchError, extract_features
+from envs.extraction import ExtractionMismatchError, ExtractionStats, extract_features
 from envs.features import ClipnavFeatureStore, convert_features, merge_stores, open_feature_store
 from envs.view_sources import ViewFolderSource, ViewImageError
 from scripts import extract_features as extract_script
@@ -170,6 +171,34 @@ def test_killed_run_resumes(tmp_path: Path) -> None:
     keys = source.keys()  # a ViewSource method, not a dict
     for key in keys:
         np.testing.assert_array_equal(resumed_store.get(*key), straight_store.get(*key))
+
+
+def test_first_batch_holds_one_viewpoint(tmp_path: Path) -> None:
+    # The forward pass starts after one viewpoint's views, then takes full batches.
+    write_view_folder(tmp_path / "views", 6)
+
+    class CountingEncoder(MeanColourEncoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batch_sizes: list[int] = []
+
+        def forward(self, pixels: torch.Tensor) -> np.ndarray:
+            self.batch_sizes.append(len(pixels))
+            return super().forward(pixels)
+
+    encoder = CountingEncoder()
+    source = ViewFolderSource(tmp_path / "views", 32, 24)
+    _, stats = extract_features(source, encoder, tmp_path / "out.clipnav", batch_viewpoints=4, progress=False)
+    assert encoder.batch_sizes == [36, 4 * 36, 36]
+    assert stats.viewpoints == 6
+    assert 0.0 <= stats.first_batch_seconds <= stats.waiting_seconds <= stats.seconds
+
+
+def test_share_outside_forward_after_first_batch() -> None:
+    stats = ExtractionStats(viewpoints=10, seconds=10.0, forward_seconds=7.2, first_batch_seconds=2.0)
+    assert stats.share_outside_forward == pytest.approx(0.28)  # 1 - 7.2 / 10
+    assert stats.share_outside_forward_after_first_batch == pytest.approx(0.1)  # 1 - 7.2 / 8
+    assert math.isnan(ExtractionStats().share_outside_forward_after_first_batch)
 
 
 def test_resume_with_other_encoder_rejected(tmp_path: Path) -> None:
