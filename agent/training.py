@@ -75,6 +75,8 @@ class FollowerTrainingSettings:
     """Weight of the imitation loss in mixed training."""
     gamma: float = 0.9
     """Discount of the A2C returns."""
+    reward: str = "distance"
+    """A2C reward of a move: distance (metres gained towards the goal, EnvDrop) or ndtw (nDTW gained along the reference path, for RxR)."""
     entropy_weight: float = 0.01
     """Weight of the entropy bonus in the A2C loss."""
     grad_clip: float = 40.0
@@ -120,6 +122,7 @@ class FollowerTrainingSettings:
             languages=self.languages,
             rxr_dir=self.rxr_dir,
             teacher=self.teacher,
+            reward=self.reward,
         )
         object.__setattr__(self, "max_instruction_length", env_settings.max_instruction_length)
         object.__setattr__(self, "teacher", env_settings.teacher)
@@ -156,6 +159,7 @@ def build_world(settings: FollowerTrainingSettings, vocabulary_path: str | None)
         languages=settings.languages,
         rxr_dir=settings.rxr_dir,
         teacher=settings.teacher,
+        reward=settings.reward,
     )
     world = NavigationWorld.from_settings(env_settings)
     if settings.augmented:

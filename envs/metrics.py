@@ -63,7 +63,7 @@ METRIC_NAMES = tuple(METRIC_LABELS)
 
 # Stand-in, in metres, for the infinite distance between viewpoints that no path joins. It
 # keeps DTW's prefix sums finite. Such an episode gets an nDTW of 0 and its NE stays inf.
-_UNREACHABLE_DISTANCE = 1e9
+UNREACHABLE_DISTANCE = 1e9
 
 # Episodes per padded tensor: bounds memory at chunk * reference length * trajectory length.
 _CHUNK_EPISODES = 1024
@@ -339,7 +339,7 @@ def dtw_distance(costs: np.ndarray, reference_sizes: np.ndarray, trajectory_size
     above[j] = min(DTW[i-1, j-1], DTW[i-1, j]) and S the running sum of the row's costs,
     DTW[i, j] = S[j] + min over k <= j of (above[k] - S[k-1]).
     """
-    costs = np.minimum(costs, _UNREACHABLE_DISTANCE)
+    costs = np.minimum(costs, UNREACHABLE_DISTANCE)
     episodes, rows, columns = costs.shape
     last_column = trajectory_sizes - 1
     every_episode = np.arange(episodes)

@@ -20,7 +20,7 @@ from envs import egocentric
 from envs.candidates import wrap_angle
 from envs.episodes import Episode
 from envs.features import VIEWS_PER_VIEWPOINT
-from envs.metrics import collapse_repeats
+from envs.metrics import UNREACHABLE_DISTANCE, collapse_repeats
 from envs.navigable import (
     ELEVATION_INCREMENT,
     HEADING_COUNT,
@@ -89,6 +89,12 @@ class NavigationBatch:
         self._progress = np.zeros(num_slots, dtype=np.int64)
         self._distance = np.zeros(num_slots)
         self._has_goal = np.zeros(num_slots, dtype=bool)
+        # The nDTW reward's state: the distance from every viewpoint of the scan to each
+        # reference viewpoint, and DTW(reference[:i + 1], trajectory) for each i.
+        self.ndtw_reward = self.settings.reward == "ndtw"
+        self._reference_costs = np.zeros((num_slots, 1, 1))
+        self._dtw = np.zeros((num_slots, 1))
+        self._ndtw = np.zeros(num_slots)
         self._view_angles = self._view_angle_table()
 
     def _view_angle_table(self) -> np.ndarray:
@@ -138,10 +144,15 @@ class NavigationBatch:
                 self._goal_distances[slot, : len(graph)] = graph.distances[:, goal]
                 hops = self._scan_egocentric_hops(episode.scan) if self.egocentric else graph.next_hops
                 self._goal_next_hops[slot, : len(graph)] = hops[goal]
-                if self.reference_teacher:
-                    self._set_reference(slot, [graph.index(v) for v in collapse_repeats(episode.path)])
+                if self.reference_teacher or self.ndtw_reward:
+                    reference = [graph.index(v) for v in collapse_repeats(episode.path)]
+                    self._set_reference(slot, reference)
+                if self.ndtw_reward:
+                    self._set_reference_costs(slot, graph.distances[:, reference])
         self.ended[slots] = False
         self._distance[slots] = self._distance_to_goal(slots)
+        if self.ndtw_reward:
+            self._start_dtw(slots[self._has_goal[slots]])
         for slot in slots:
             self.trajectories[slot] = [self._pose(slot)]
 
@@ -154,6 +165,57 @@ class NavigationBatch:
         self._reference[slot, : len(reference)] = reference
         self._reference_length[slot] = len(reference)
         self._progress[slot] = 0
+
+    def _set_reference_costs(self, slot: int, costs: np.ndarray) -> None:
+        """Store the distances [scan viewpoints, reference length] from the scan to the reference."""
+        viewpoints, length = costs.shape
+        if self._reference_costs.shape[1] < viewpoints or self._reference_costs.shape[2] < length:
+            wider = np.zeros(
+                (
+                    self.num_slots,
+                    max(viewpoints, self._reference_costs.shape[1]),
+                    max(length, self._reference_costs.shape[2]),
+                )
+            )
+            current = self._reference_costs.shape
+            wider[:, : current[1], : current[2]] = self._reference_costs
+            self._reference_costs = wider
+            self._dtw = _widen(self._dtw, wider.shape[2])
+        self._reference_costs[slot] = 0.0
+        # An unreachable viewpoint costs a large finite distance, as in the metrics.
+        self._reference_costs[slot, :viewpoints, :length] = np.minimum(costs, UNREACHABLE_DISTANCE)
+
+    def _trajectory_costs(self, slots: np.ndarray) -> np.ndarray:
+        """Distances from each slot's viewpoint to its reference viewpoints: [slots, width]."""
+        local = self.sim.viewpoint[slots] - self._scan_offset[slots]
+        return self._reference_costs[slots, local]
+
+    def _start_dtw(self, slots: np.ndarray) -> None:
+        """Set the DTW and nDTW of trajectories that contain only their start viewpoint."""
+        # With one trajectory viewpoint, DTW(reference[:i + 1]) sums its distance to each.
+        self._dtw[slots] = np.cumsum(self._trajectory_costs(slots), axis=1)
+        self._ndtw[slots] = self._current_ndtw(slots)
+
+    def _extend_dtw(self, slots: np.ndarray) -> np.ndarray:
+        """Add each slot's new viewpoint to its trajectory; return the nDTW gained [slots]."""
+        costs = self._trajectory_costs(slots)  # [k, width]
+        previous = self._dtw[slots]  # DTW with the trajectory before this viewpoint
+        extended = np.empty_like(previous)
+        # DTW[i, t] = cost[i] + min(DTW[i - 1, t - 1], DTW[i, t - 1], DTW[i - 1, t])
+        extended[:, 0] = costs[:, 0] + previous[:, 0]
+        for i in range(1, extended.shape[1]):
+            best = np.minimum(np.minimum(previous[:, i - 1], previous[:, i]), extended[:, i - 1])
+            extended[:, i] = costs[:, i] + best
+        self._dtw[slots] = extended
+        before = self._ndtw[slots]
+        self._ndtw[slots] = self._current_ndtw(slots)
+        return self._ndtw[slots] - before
+
+    def _current_ndtw(self, slots: np.ndarray) -> np.ndarray:
+        """nDTW of each slot's trajectory so far: exp(-DTW / (reference length * success distance))."""
+        length = self._reference_length[slots]
+        distance = self._dtw[slots, length - 1]
+        return np.exp(-distance / (length * self.settings.success_distance))
 
     def _scan_egocentric_hops(self, scan: str) -> np.ndarray:
         hops = self._egocentric_hops.get(scan)
@@ -216,11 +278,14 @@ class NavigationBatch:
         if self.reference_teacher:
             self._advance_progress(np.flatnonzero(acting & (self.sim.viewpoint != before)))
 
-        # NOTE: RxR episodes get this goal-distance reward too. A reward for path fidelity
-        # (nDTW gained per step), which matters for RL on RxR's winding paths, is not implemented.
         reward = np.zeros(self.num_slots)
         new_distance = self._distance_to_goal(np.arange(self.num_slots))
-        reward[acting] = (self._distance - new_distance)[acting]
+        if self.ndtw_reward:
+            # A turn in place leaves the trajectory, and so its nDTW, unchanged.
+            moved = np.flatnonzero(acting & (self.sim.viewpoint != before) & self._has_goal)
+            reward[moved] = self._extend_dtw(moved)
+        else:
+            reward[acting] = (self._distance - new_distance)[acting]
         success = new_distance < self.settings.success_distance
         stop_reward = np.where(success, self.settings.success_reward, -self.settings.success_reward)
         reward[stopping] = stop_reward[stopping]

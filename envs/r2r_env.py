@@ -184,9 +184,10 @@ class R2REnv(gym.Env):
     absolute elevation.
 
     ## Rewards
-    Moving: the decrease of the shortest-path distance to the goal, in metres. Turning in
-    place: 0. STOP: `success_reward` (2) within `success_distance` (3 m) of the goal, else
-    its negative.
+    Moving: the decrease of the shortest-path distance to the goal, in metres; with the
+    setting `reward="ndtw"`, the increase of the nDTW between the trajectory so far and
+    the reference path. Turning in place: 0. STOP: `success_reward` (2) within
+    `success_distance` (3 m) of the goal, else its negative.
     Episodes without a reference path (the test split) give 0.
 
     ## Starting state

@@ -35,6 +35,7 @@ MAX_CACHED_INSTRUCTIONS = 200_000  # encoded instructions kept, about 128 MB at 
 
 DATASETS = ("r2r", "rxr")
 TEACHERS = ("shortest", "reference")
+REWARDS = ("distance", "ndtw")
 R2R_MAX_INSTRUCTION_LENGTH = 80
 
 
@@ -70,6 +71,8 @@ class EnvSettings:
     """Metres from the goal within which stopping counts as success."""
     success_reward: float = 2.0
     """Reward for stopping within success_distance; its negative for stopping elsewhere."""
+    reward: str = "distance"
+    """Reward of a move: "distance" (metres gained towards the goal) or "ndtw" (nDTW gained between the path so far and the reference path)."""
     dataset: str = "r2r"
     """Task whose splits the world reads: "r2r" (R2R/R2R_<split>.json) or "rxr" (RxR guide files)."""
     languages: str | None = None
@@ -90,6 +93,8 @@ class EnvSettings:
                 "set dataset='rxr' or leave them None"
             )
         parse_languages(self.languages)  # raises UnknownLanguageError for an unknown language
+        if self.reward not in REWARDS:
+            raise ValueError(f"invalid environment setting reward={self.reward!r}; expected one of {REWARDS}")
         if self.teacher is not None and self.teacher not in TEACHERS:
             raise ValueError(
                 f"invalid environment setting teacher={self.teacher!r}; expected one of {TEACHERS}"

@@ -30,7 +30,7 @@ from agent.training import FollowerTrainer, FollowerTrainingSettings
 from connectivity import Connectivity, DataNotFoundError, ScanGraph
 from envs import egocentric
 from envs.evaluation import evaluate_trajectories
-from envs.metrics import collapse_repeats
+from envs.metrics import collapse_repeats, episode_metrics
 from envs.r2r_env import R2REnv, R2RVectorEnv
 from envs.rxr import (
     RxrFormatError,
@@ -537,6 +537,113 @@ def test_shortest_teacher_cuts_corners(demo_dir: Path, demo_guides: GuideSet) ->
         assert collapse_repeats(viewpoints[episode.instr_id]) == expected, episode.instr_id
 
 
+# --- the nDTW reward ----------------------------------------------------------------------
+
+
+def ndtw_of(world: NavigationWorld, episode, viewpoints: list[str]) -> float:
+    """nDTW of `viewpoints` against the episode's reference path, by the evaluation metrics."""
+    graph = world.connectivity[episode.scan]
+    return episode_metrics(graph, episode.path, viewpoints).ndtw
+
+
+def rewarded_moves(
+    world: NavigationWorld, split: str, policy: str, action_space: str = "panoramic", seed: int = 0
+) -> dict[str, tuple[float, list[str], list[float]]]:
+    """Run every episode of `split` to its end with the teacher or with random moves.
+
+    Returns, by instr_id, the sum of the move rewards (STOP's excluded), the trajectory's
+    viewpoints and the rewards of turns in place.
+    """
+    episodes = world.split(split).episodes
+    env = R2RVectorEnv(
+        num_envs=len(episodes), world=world, autoreset_mode=AutoresetMode.DISABLED, action_space=action_space
+    )
+    env.reset(options={"split": split, "instr_ids": [e.instr_id for e in episodes]})
+    generator = np.random.default_rng(seed)
+    sums = np.zeros(len(episodes))
+    turns: list[list[float]] = [[] for _ in episodes]
+    results = {}
+    for step in range(40):
+        if policy == "teacher":
+            actions = env.teacher_actions()
+        else:
+            masks = env.batch.action_masks().astype(bool)
+            masks[:, env.batch.stop_action] = step >= 12  # random moves first, then random stops
+            actions = np.array([generator.choice(np.flatnonzero(row)) for row in masks])
+        before = env.batch.sim.viewpoint.copy()
+        _, reward, terminated, _, infos = env.step(actions)
+        moved = env.batch.sim.viewpoint != before
+        for slot in range(len(episodes)):
+            if env.batch.ended[slot] and not terminated[slot]:
+                continue
+            if actions[slot] == env.batch.stop_action:
+                pass
+            elif moved[slot]:
+                sums[slot] += reward[slot]
+            else:
+                turns[slot].append(float(reward[slot]))
+            if terminated[slot]:
+                viewpoints = [pose[0] for pose in infos["trajectory"][slot]]
+                results[episodes[slot].instr_id] = (float(sums[slot]), viewpoints, turns[slot])
+        if env.batch.ended.all():
+            break
+    assert len(results) == len(episodes)
+    return results
+
+
+@pytest.fixture(scope="module")
+def ndtw_world(demo_dir: Path, demo_guides: GuideSet) -> NavigationWorld:
+    return NavigationWorld.from_settings(rxr_settings(demo_dir, demo_guides, reward="ndtw"))
+
+
+@pytest.mark.parametrize("policy", ["teacher", "random"])
+def test_ndtw_rewards_sum_to_gain(ndtw_world: NavigationWorld, policy: str) -> None:
+    # The move rewards telescope: their sum is nDTW(trajectory) - nDTW(start alone),
+    # both computed here by the evaluation metrics.
+    results = rewarded_moves(ndtw_world, "train", policy)
+    for episode in ndtw_world.split("train"):
+        total, viewpoints, _ = results[episode.instr_id]
+        expected = ndtw_of(ndtw_world, episode, viewpoints) - ndtw_of(ndtw_world, episode, [episode.start])
+        assert total == pytest.approx(expected, abs=1e-9), episode.instr_id
+
+
+def test_ndtw_teacher_gains_to_one(ndtw_world: NavigationWorld) -> None:
+    results = rewarded_moves(ndtw_world, "train", "teacher")
+    for episode in ndtw_world.split("train"):
+        total, _, _ = results[episode.instr_id]
+        assert total == pytest.approx(1.0 - ndtw_of(ndtw_world, episode, [episode.start])), episode.instr_id
+
+
+def test_ndtw_reward_zero_for_turns(ndtw_world: NavigationWorld) -> None:
+    results = rewarded_moves(ndtw_world, "train", "random", action_space="egocentric", seed=3)
+    turns = [reward for _, _, rewards in results.values() for reward in rewards]
+    assert turns
+    assert all(reward == 0.0 for reward in turns)
+    for episode in ndtw_world.split("train"):
+        total, viewpoints, _ = results[episode.instr_id]
+        expected = ndtw_of(ndtw_world, episode, viewpoints) - ndtw_of(ndtw_world, episode, [episode.start])
+        assert total == pytest.approx(expected, abs=1e-9), episode.instr_id
+
+
+def test_ndtw_stop_reward_unchanged(ndtw_world: NavigationWorld) -> None:
+    # Stopping at a start more than 3 m from the goal is a failure, rewarded -2 as before.
+    episode = next(
+        e
+        for e in ndtw_world.split("train")
+        if ndtw_world.connectivity[e.scan].distance(e.start, e.goal) > ndtw_world.settings.success_distance
+    )
+    env = R2REnv(world=ndtw_world)
+    env.reset(options={"split": "train", "instr_id": episode.instr_id})
+    _, reward, terminated, _, _ = env.step(env.stop_action)
+    assert terminated
+    assert reward == -ndtw_world.settings.success_reward
+
+
+def test_unknown_reward_rejected() -> None:
+    with pytest.raises(ValueError, match="reward='goal'"):
+        EnvSettings(reward="goal")
+
+
 def test_egocentric_teacher_visits_reference(rxr_world: NavigationWorld) -> None:
     episodes = rxr_world.split("train").episodes
     viewpoints, metrics = run_teacher(rxr_world, "train", [e.instr_id for e in episodes], "egocentric", 400)
@@ -1006,6 +1113,40 @@ def test_follower_trains_and_submits(demo_dir: Path, demo_guides: GuideSet, tmp_
     checkpoint = tmp_path / "run" / "checkpoints" / "latest.pt"
     assert submit_rxr.main([*argv, "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
     assert len(read_rxr_submission(out)) == len(demo_guides.records["test_standard"])
+
+
+def test_follower_rl_with_ndtw_reward(demo_dir: Path, demo_guides: GuideSet, tmp_path: Path) -> None:
+    settings = FollowerTrainingSettings(
+        output_dir=str(tmp_path / "run"),
+        data_dir=str(demo_dir),
+        features=demo_features(demo_dir),
+        iterations=2,
+        batch_size=4,
+        train_mode="rl",
+        reward="ndtw",
+        eval_interval=2,
+        eval_episodes=4,
+        max_steps=8,
+        angle_feature_size=ANGLE_SIZE,
+        val_splits="val_unseen",
+        dataset="rxr",
+        rxr_dir=str(demo_guides.folder),
+    )
+    model = FollowerModelSettings(embedding_size=16, hidden_size=32, action_embedding_size=8)
+    trainer = FollowerTrainer(settings, model)
+    assert trainer.world.settings.reward == "ndtw"
+    trainer.train()
+    assert trainer.iteration == 2
+
+
+def test_train_follower_reward_option(capsys) -> None:
+    from scripts import train_follower
+
+    with pytest.raises(SystemExit):
+        train_follower.main(["--help"])
+    assert "--reward" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="reward='goal'"):
+        FollowerTrainingSettings(reward="goal")
 
 
 # --- the real Matterport3D graphs ---------------------------------------------------------
