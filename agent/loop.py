@@ -1,4 +1,4 @@
-"""The training loop shared by the follower, Seq2Seq and speaker trainers."""
+"""The training loop shared by the follower, Seq2Seq and speaker trainers, and the navigation agents' best checkpoints."""
 
 from __future__ import annotations
 
@@ -60,3 +60,42 @@ def run_training(trainer: Trainer, description: str) -> dict[str, dict[str, floa
     trainer.writer.flush()
     logger.info("trained %d iterations in %.0f s", trainer.iteration, time.perf_counter() - start)
     return trainer.best
+
+
+def record_evaluation(trainer: Trainer, results: dict[str, dict[str, float]], rank_by: str) -> None:
+    """Log a navigation agent's mean metrics per split and save a new best checkpoint per split.
+
+    A split's best checkpoint is the one with the highest `rank_by` metric ("spl" or
+    "ndtw"), success rate breaking ties. It is saved as `best_<split>`.
+    """
+    for split, means in results.items():
+        for name, value in means.items():
+            trainer.writer.add_scalar(f"eval/{split}/{name}", value, trainer.iteration)
+        logger.info(
+            "iteration %d, %s: SR %.4f SPL %.4f NE %.2f nDTW %.4f",
+            trainer.iteration,
+            split,
+            means["success"],
+            means["spl"],
+            means["navigation_error"],
+            means["ndtw"],
+        )
+        score = (means[rank_by], means["success"])
+        best = trainer.best.get(split)
+        # Records of older runs may lack the metric: any result beats them.
+        if best is None or score > (best.get(rank_by, -1.0), best["success"]):
+            trainer.best[split] = {
+                "spl": means["spl"],
+                "ndtw": means["ndtw"],
+                "success": means["success"],
+                "iteration": trainer.iteration,
+            }
+            path = trainer.save(f"best_{split}")
+            logger.info(
+                "new best on %s (%s %.4f, SR %.4f): %s",
+                split,
+                rank_by,
+                means[rank_by],
+                means["success"],
+                path,
+            )

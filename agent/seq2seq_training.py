@@ -2,7 +2,8 @@
 
 The run follows the follower's conventions (`agent.training`): one settings dataclass
 turned into the command line, a run record, atomic checkpoints with exact resume,
-TensorBoard scalars, and the best checkpoint per validation split by SPL, then SR.
+TensorBoard scalars, and the best checkpoint per validation split by SPL (nDTW for RxR),
+then SR.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from agent.checkpoint import (
     restore_random_state,
     save_checkpoint,
 )
-from agent.loop import run_training
+from agent.loop import record_evaluation, run_training
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings, run_episodes
 from envs.evaluation import evaluate_trajectories
@@ -80,8 +81,8 @@ class Seq2SeqTrainingSettings:
     max_steps: int = 20
     """Maximum actions per episode, STOP included (released code: 20). The shortest-path teacher
     needs more on 1 to 3 percent of the R2R episodes."""
-    max_instruction_length: int = 80
-    """Instruction tokens kept, <bos> and <eos> included (released code: 80)."""
+    max_instruction_length: int | None = None
+    """Instruction tokens kept, <bos> and <eos> included; None means 80 for R2R (released code: 80), 160 for RxR."""
     angle_feature_size: int = 128
     """Size of the angle feature appended to the view feature. The released code fed the image
     feature alone. For the current view the angle feature carries only its elevation."""
@@ -101,7 +102,27 @@ class Seq2SeqTrainingSettings:
     force_features: bool = False
     """Train on resume, or evaluate, with features that differ from the checkpoint's."""
 
+    # --- dataset selection (R2R or RxR) ---
+    dataset: str = "r2r"
+    """Task to train on: r2r or rxr (the RxR guide files, taught along the reference path)."""
+    languages: str | None = None
+    """RxR only: comma-separated languages to train and evaluate on (en, hi, te or tags such as en-IN); None keeps all."""
+    rxr_dir: str | None = None
+    """RxR only: folder of the rxr_<split>_guide.jsonl.gz files (default: RxR/ in data_dir)."""
+    teacher: str | None = None
+    """Teacher of teacher forcing and of the loss: shortest (path to the goal) or reference (retrace the path); None means shortest for R2R, reference for RxR."""
+
     def __post_init__(self) -> None:
+        # The environment settings check these fields and fill in the dataset's defaults.
+        env_settings = EnvSettings(
+            max_instruction_length=self.max_instruction_length,
+            dataset=self.dataset,
+            languages=self.languages,
+            rxr_dir=self.rxr_dir,
+            teacher=self.teacher,
+        )
+        object.__setattr__(self, "max_instruction_length", env_settings.max_instruction_length)
+        object.__setattr__(self, "teacher", env_settings.teacher)
         if self.feedback not in TRAINING_FEEDBACKS:
             raise ValueError(f"feedback must be one of {TRAINING_FEEDBACKS}, got {self.feedback!r}")
         for name in (
@@ -132,6 +153,10 @@ def build_world(settings: Seq2SeqTrainingSettings, vocabulary_path: str | None) 
         vocabulary=vocabulary_path,
         max_instruction_length=settings.max_instruction_length,
         angle_feature_size=settings.angle_feature_size,
+        dataset=settings.dataset,
+        languages=settings.languages,
+        rxr_dir=settings.rxr_dir,
+        teacher=settings.teacher,
     )
     return NavigationWorld.from_settings(env_settings)
 
@@ -278,30 +303,7 @@ class Seq2SeqTrainer:
         return results
 
     def _record_evaluation(self, results: dict[str, dict[str, float]]) -> None:
-        for split, means in results.items():
-            for name, value in means.items():
-                self.writer.add_scalar(f"eval/{split}/{name}", value, self.iteration)
-            logger.info(
-                "iteration %d, %s: SR %.4f SPL %.4f NE %.2f nDTW %.4f",
-                self.iteration,
-                split,
-                means["success"],
-                means["spl"],
-                means["navigation_error"],
-                means["ndtw"],
-            )
-            score = (means["spl"], means["success"])
-            best = self.best.get(split)
-            if best is None or score > (best["spl"], best["success"]):
-                self.best[split] = {
-                    "spl": means["spl"],
-                    "success": means["success"],
-                    "iteration": self.iteration,
-                }
-                path = self.save(f"best_{split}")
-                logger.info(
-                    "new best on %s (SPL %.4f, SR %.4f): %s", split, means["spl"], means["success"], path
-                )
+        record_evaluation(self, results, rank_by="ndtw" if self.settings.dataset == "rxr" else "spl")
 
     # --- the loop -----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from agent.checkpoint import (
     save_checkpoint,
 )
 from agent.follower import Follower, FollowerModelSettings, run_episodes
-from agent.loop import run_training
+from agent.loop import record_evaluation, run_training
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from envs.evaluation import evaluate_trajectories
 from envs.features import check_compatible
@@ -368,33 +368,8 @@ class FollowerTrainer:
         return results
 
     def _record_evaluation(self, results: dict[str, dict[str, float]]) -> None:
-        for split, means in results.items():
-            for name, value in means.items():
-                self.writer.add_scalar(f"eval/{split}/{name}", value, self.iteration)
-            logger.info(
-                "iteration %d, %s: SR %.4f SPL %.4f NE %.2f nDTW %.4f",
-                self.iteration,
-                split,
-                means["success"],
-                means["spl"],
-                means["navigation_error"],
-                means["ndtw"],
-            )
-            # RxR's main metric is nDTW; R2R ranks by SPL. Success rate breaks ties.
-            key = "ndtw" if self.settings.dataset == "rxr" else "spl"
-            score = (means[key], means["success"])
-            best = self.best.get(split)
-            if best is None or score > (best.get(key, -1.0), best["success"]):
-                self.best[split] = {
-                    "spl": means["spl"],
-                    "ndtw": means["ndtw"],
-                    "success": means["success"],
-                    "iteration": self.iteration,
-                }
-                path = self.save(f"best_{split}")
-                logger.info(
-                    "new best on %s (%s %.4f, SR %.4f): %s", split, key, means[key], means["success"], path
-                )
+        # RxR's main metric is nDTW; R2R ranks by SPL.
+        record_evaluation(self, results, rank_by="ndtw" if self.settings.dataset == "rxr" else "spl")
 
     # --- the loop -----------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from gymnasium.vector import AutoresetMode
 
 import envs
 from agent.follower import FollowerModelSettings
+from agent.seq2seq import Seq2SeqModelSettings
+from agent.seq2seq_training import Seq2SeqTrainer, Seq2SeqTrainingSettings
 from agent.speaker import Speaker, SpeakerModelSettings, collect_paths
 from agent.training import FollowerTrainer, FollowerTrainingSettings
 from connectivity import Connectivity, DataNotFoundError, ScanGraph
@@ -1111,6 +1113,41 @@ def test_follower_trains_and_submits(demo_dir: Path, demo_guides: GuideSet, tmp_
     out = tmp_path / "submission.jsonl.gz"
     argv = ["--data-dir", str(demo_dir), "--rxr-dir", str(demo_guides.folder), "--device", "cpu"]
     checkpoint = tmp_path / "run" / "checkpoints" / "latest.pt"
+    assert submit_rxr.main([*argv, "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert len(read_rxr_submission(out)) == len(demo_guides.records["test_standard"])
+
+
+def test_seq2seq_trains_and_submits(demo_dir: Path, demo_guides: GuideSet, tmp_path: Path) -> None:
+    settings = Seq2SeqTrainingSettings(
+        output_dir=str(tmp_path / "run"),
+        data_dir=str(demo_dir),
+        features=demo_features(demo_dir),
+        iterations=2,
+        batch_size=4,
+        feedback="teacher",
+        eval_interval=2,
+        eval_episodes=4,
+        max_steps=30,
+        angle_feature_size=ANGLE_SIZE,
+        val_splits="val_unseen",
+        dataset="rxr",
+        rxr_dir=str(demo_guides.folder),
+    )
+    model = Seq2SeqModelSettings(embedding_size=16, action_embedding_size=8, hidden_size=32)
+    trainer = Seq2SeqTrainer(settings, model)
+    world_settings = trainer.world.settings
+    assert (world_settings.dataset, world_settings.max_instruction_length, world_settings.teacher) == (
+        "rxr",
+        160,
+        "reference",
+    )
+    best = trainer.train()
+    assert set(best) == {"val_unseen"}
+    assert "ndtw" in best["val_unseen"]
+
+    out = tmp_path / "submission.jsonl.gz"
+    argv = ["--data-dir", str(demo_dir), "--rxr-dir", str(demo_guides.folder), "--device", "cpu"]
+    checkpoint = tmp_path / "run" / "checkpoints" / "best_val_unseen.pt"
     assert submit_rxr.main([*argv, "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
     assert len(read_rxr_submission(out)) == len(demo_guides.records["test_standard"])
 
