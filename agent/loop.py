@@ -1,4 +1,4 @@
-"""The training loop shared by the follower, Seq2Seq and speaker trainers, and the navigation agents' best checkpoints."""
+"""Training loop shared by every trainer, and the best checkpoints of the navigation agents."""
 
 from __future__ import annotations
 
