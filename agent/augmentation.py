@@ -1,8 +1,8 @@
 """Back-translation data: sampled paths in the training houses with speaker-written instructions.
 
 `sample_paths` draws shortest paths of 4 to 6 hops (5 to 7 viewpoints, the length of all
-but 17 of the 5,798 paths of R2R's train, val_seen and val_unseen files) between included
-viewpoints of the given scans. `generate_instructions` has a trained speaker describe
+but 17 of the 5,798 paths of R2R's train, val_seen and val_unseen files), at least 5 m
+from start to goal like all of them, between included viewpoints of the given scans. `generate_instructions` has a trained speaker describe
 them. `augment` does both and writes an R2R-format file, which
 `FollowerTrainingSettings.augmented` reads.
 """
@@ -54,8 +54,8 @@ class AugmentationSettings:
     """Minimum number of edges of a sampled path."""
     max_hops: int = 6
     """Most edges of a sampled path."""
-    min_distance_m: float = 0.0
-    """Shortest path length in metres that is kept; 0 keeps every allowed hop count (R2R's paths are all >= 5 m)."""
+    min_distance_m: float = 5.0
+    """Shortest distance in metres from start to goal of a kept path; every path of R2R's train, val_seen and val_unseen files is at least 5 m. 0 keeps every path of an allowed hop count."""
     seed: int = 0
     """Seed of the path sampling, the start headings and sampled decoding."""
     decoding: str = "greedy"
@@ -147,7 +147,7 @@ def sample_paths(
     seed: int = 0,
     min_hops: int = 4,
     max_hops: int = 6,
-    min_distance_m: float = 0.0,
+    min_distance_m: float = 5.0,
 ) -> list[SampledPath]:
     """Draw `count` distinct shortest paths of `min_hops` to `max_hops` edges in `scans`.
 

@@ -27,6 +27,7 @@ from agent.bleu import corpus_bleu
 from agent.speaker import Speaker, SpeakerModelSettings, collect_paths, path_batches
 from agent.speaker_training import SpeakerTrainer, SpeakerTrainingSettings, load_speaker
 from agent.training import FollowerTrainer
+from connectivity import Connectivity
 from envs.r2r import read_r2r_file
 from envs.r2r_env import EnvUsageError, R2RVectorEnv
 from envs.tokenizer import Vocabulary
@@ -416,6 +417,19 @@ def test_sampled_paths_respect_min_distance(speaker_world) -> None:
     scans = speaker_world.split("train").scans
     paths = sample_paths(speaker_world.connectivity, scans, 20, seed=0, min_distance_m=8.0)
     assert min(path.distance for path in paths) >= 8.0
+
+
+def test_default_paths_like_r2r(data_dir: Path) -> None:
+    # By default, paths are drawn as R2R's were: 4 to 6 edges and at least 5 m from start
+    # to goal. Checked here on a real graph against the graph's own shortest paths.
+    connectivity = Connectivity(data_dir / "connectivity")
+    graph = connectivity["17DRP5sb8fy"]
+    paths = sample_paths(connectivity, ["17DRP5sb8fy"], 40, seed=1)
+    for path in paths:
+        assert list(path.path) == graph.shortest_path(path.path[0], path.path[-1])
+        assert 4 <= len(path.path) - 1 <= 6
+        assert graph.distance(path.path[0], path.path[-1]) >= 5.0
+    assert AugmentationSettings().min_distance_m == 5.0
 
 
 def test_too_many_paths_rejected(speaker_world) -> None:
