@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -19,17 +18,13 @@ from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
 
 from agent.checkpoint import (
-    capture_random_state,
     load_checkpoint,
-    load_model_state,
-    restore_random_state,
-    save_checkpoint,
 )
 from agent.loop import record_evaluation, run_training
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings, run_episodes
+from agent.trainer_state import CheckpointedTrainer
 from envs.evaluation import evaluate_trajectories
-from envs.features import check_compatible
 from envs.r2r_env import R2RVectorEnv
 from envs.world import EnvSettings, NavigationWorld
 
@@ -172,8 +167,10 @@ def egocentric_env(world: NavigationWorld, batch_size: int, max_steps: int) -> R
     )
 
 
-class Seq2SeqTrainer:
+class Seq2SeqTrainer(CheckpointedTrainer):
     """Trains a Seq2Seq agent and evaluates it; `train()` runs or resumes the whole loop."""
+
+    checkpoint_kind = CHECKPOINT_KIND
 
     def __init__(
         self,
@@ -228,39 +225,6 @@ class Seq2SeqTrainer:
             self.world.features.metadata | {"signature": feature_signature(self.world)},
         )
         self.writer = SummaryWriter(str(self.output_dir / "tensorboard"), purge_step=self.iteration + 1)
-
-    # --- checkpoints ------------------------------------------------------------------
-
-    def checkpoint_state(self) -> dict[str, Any]:
-        return {
-            "kind": CHECKPOINT_KIND,
-            "iteration": self.iteration,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "training_settings": asdict(self.settings),
-            "model_settings": asdict(self.model_settings),
-            "vocabulary": list(self.world.encoder.vocabulary.tokens),
-            "vocabulary_path": self.vocabulary_path,
-            "features": feature_signature(self.world),
-            "random_state": capture_random_state(),
-            "sampling": self.env.sampling_state(),
-            "best": self.best,
-        }
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        check_compatible(state["features"], feature_signature(self.world), force=self.settings.force_features)
-        load_model_state(self.model, state, self.checkpoint_dir / "latest.pt")
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.iteration = int(state["iteration"])
-        self.best = state["best"]
-        self.env.load_sampling_state(state["sampling"])
-        restore_random_state(state["random_state"])
-        logger.info("resumed %s at iteration %d", self.output_dir, self.iteration)
-
-    def save(self, name: str = "latest") -> Path:
-        path = self.checkpoint_dir / f"{name}.pt"
-        save_checkpoint(path, self.checkpoint_state())
-        return path
 
     # --- one iteration ------------------------------------------------------------------
 

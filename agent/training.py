@@ -14,17 +14,13 @@ from torch.utils.tensorboard import SummaryWriter
 
 from agent.back_translation import LIVE_SPLIT, BackTranslator, install_live_split
 from agent.checkpoint import (
-    capture_random_state,
     load_checkpoint,
-    load_model_state,
-    restore_random_state,
-    save_checkpoint,
 )
 from agent.follower import Follower, FollowerModelSettings, run_episodes
 from agent.loop import record_evaluation, run_training
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
+from agent.trainer_state import CheckpointedTrainer
 from envs.evaluation import evaluate_trajectories
-from envs.features import check_compatible
 from envs.r2r import read_r2r_file
 from envs.r2r_env import R2RVectorEnv
 from envs.world import EnvSettings, NavigationWorld
@@ -167,8 +163,10 @@ def build_world(settings: FollowerTrainingSettings, vocabulary_path: str | None)
     return world
 
 
-class FollowerTrainer:
+class FollowerTrainer(CheckpointedTrainer):
     """Trains a follower and evaluates it; `train()` runs or resumes the whole loop."""
+
+    checkpoint_kind = CHECKPOINT_KIND
 
     def __init__(
         self,
@@ -241,39 +239,6 @@ class FollowerTrainer:
         if state is not None:
             return state["vocabulary_path"]
         return self.settings.vocabulary
-
-    # --- checkpoints ------------------------------------------------------------------
-
-    def checkpoint_state(self) -> dict[str, Any]:
-        return {
-            "kind": CHECKPOINT_KIND,
-            "iteration": self.iteration,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "training_settings": asdict(self.settings),
-            "model_settings": asdict(self.model_settings),
-            "vocabulary": list(self.world.encoder.vocabulary.tokens),
-            "vocabulary_path": self.vocabulary_path,
-            "features": feature_signature(self.world),
-            "random_state": capture_random_state(),
-            "sampling": self.env.sampling_state(),
-            "best": self.best,
-        }
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        check_compatible(state["features"], feature_signature(self.world), force=self.settings.force_features)
-        load_model_state(self.model, state, self.checkpoint_dir / "latest.pt")
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.iteration = int(state["iteration"])
-        self.best = state["best"]
-        self.env.load_sampling_state(state["sampling"])
-        restore_random_state(state["random_state"])
-        logger.info("resumed %s at iteration %d", self.output_dir, self.iteration)
-
-    def save(self, name: str = "latest") -> Path:
-        path = self.checkpoint_dir / f"{name}.pt"
-        save_checkpoint(path, self.checkpoint_state())
-        return path
 
     # --- one iteration ------------------------------------------------------------------
 
