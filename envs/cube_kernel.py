@@ -4,7 +4,7 @@
 picks the cube-map face as OpenGL does, and blends four texels bilinearly, so nothing
 per pixel is stored between views. Numba compiles it on first use (1 to 2 seconds) and
 caches the machine code next to this file, or in its user cache when this folder is
-read-only.
+read-only. Where neither is writable, each process compiles it again.
 
 The arithmetic follows `CubeMapRenderer`'s sparse path step for step in float32, so the
 two agree within one colour level.
@@ -12,6 +12,7 @@ two agree within one colour level.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -26,6 +27,9 @@ _F32 = np.float32
 # launch resets PyTorch's thread count, and a process forked after it (a DataLoader
 # worker, say) is terminated when it renders. Numba's own pool renders about 15% slower
 # on a 2-core machine.
+# NOTE: the choice holds for the whole process. Other Numba code with parallel=True that
+# runs in another thread while a view renders aborts the process under this pool; such
+# programs should set NUMBA_THREADING_LAYER=omp (and then not fork after rendering).
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
@@ -33,9 +37,18 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 # The kernel already uses every thread it is given, so calls take turns.
 _launch_lock = threading.Lock()
 
+# A fork waits for a running render, so that the child never inherits the lock taken or
+# the pool in the middle of a kernel.
+os.register_at_fork(
+    before=_launch_lock.acquire,
+    after_in_parent=_launch_lock.release,
+    after_in_child=_launch_lock.release,
+)
 
-@numba.njit(parallel=True, cache=True, boundscheck=False, nogil=True)
-def _render_views(texels, along_row, along_column, out):  # pragma: no cover - compiled code
+logger = logging.getLogger(__name__)
+
+
+def _render_views_python(texels, along_row, along_column, out):  # pragma: no cover - compiled code
     """Fill out[v, c, i, j] for every view v, channel c, row i and column j.
 
     texels: uint8 [6, S + 2, S + 2, 3], skybox0..5 faces padded with their own edge.
@@ -114,15 +127,69 @@ def _render_views(texels, along_row, along_column, out):  # pragma: no cover - c
                 out[v, c, i, j] = np.uint8(value + _F32(0.5))  # truncation rounds
 
 
+_COMPILE_OPTIONS = {"parallel": True, "boundscheck": False, "nogil": True}
+try:
+    _render_views = numba.njit(cache=True, **_COMPILE_OPTIONS)(_render_views_python)
+except RuntimeError as error:
+    # Neither this folder nor Numba's user cache is writable (a read-only container, for
+    # example): compile in every process instead.
+    logger.warning("%s; the rendering kernel is compiled without a cache", error)
+    _render_views = numba.njit(cache=False, **_COMPILE_OPTIONS)(_render_views_python)
+
+
 def render_views(
     texels: np.ndarray, along_row: np.ndarray, along_column: np.ndarray, out: np.ndarray
 ) -> None:
-    """Render views into `out` (uint8 [V, 3, H, W]) with as many threads as PyTorch uses.
+    """Render views into `out` with as many threads as PyTorch uses.
 
-    Arguments as in `_render_views`; the arrays must be C-contiguous, of the stated dtypes.
-    Calls from several threads run one after another.
+    texels: uint8 [6, S + 2, S + 2, 3]; along_row: float32 [V, 3, W]; along_column:
+    float32 [V, 3, H]; out: uint8 [V, 3, H, W]; all C-contiguous (see
+    `_render_views_python`). Calls from several threads run one after another.
+
+    Raises:
+        ValueError: an array has another shape, dtype or layout.
     """
+    _check_arrays(texels, along_row, along_column, out)
     threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     with _launch_lock:
+        previous = numba.get_num_threads()
         numba.set_num_threads(threads)
-        _render_views(texels, along_row, along_column, out)
+        try:
+            _render_views(texels, along_row, along_column, out)
+        finally:
+            numba.set_num_threads(previous)
+
+
+def _check_arrays(
+    texels: np.ndarray, along_row: np.ndarray, along_column: np.ndarray, out: np.ndarray
+) -> None:
+    arrays = {"texels": (texels, np.uint8), "along_row": (along_row, np.float32)}
+    arrays |= {"along_column": (along_column, np.float32), "out": (out, np.uint8)}
+    for name, (array, dtype) in arrays.items():
+        if not isinstance(array, np.ndarray) or array.dtype != dtype or not array.flags.c_contiguous:
+            raise ValueError(
+                f"{name} must be a C-contiguous {np.dtype(dtype).name} array, got {_describe(array)}"
+            )
+    padded = texels.shape[1] if texels.ndim == 4 else 0
+    if texels.shape != (6, padded, padded, 3) or padded < 3:
+        raise ValueError(f"texels must have shape [6, S + 2, S + 2, 3] with S >= 1, got {list(texels.shape)}")
+    if along_row.ndim != 3 or along_column.ndim != 3:
+        raise ValueError(
+            f"along_row and along_column must be [V, 3, W] and [V, 3, H], got {list(along_row.shape)} "
+            f"and {list(along_column.shape)}"
+        )
+    views, width, height = along_row.shape[0], along_row.shape[2], along_column.shape[2]
+    shapes = {
+        "along_row": (along_row, (views, 3, width)),
+        "along_column": (along_column, (views, 3, height)),
+        "out": (out, (views, 3, height, width)),
+    }
+    for name, (array, shape) in shapes.items():
+        if array.shape != shape:
+            raise ValueError(f"{name} must have shape {list(shape)}, got {list(array.shape)}")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} array of shape {list(value.shape)}"
+    return type(value).__name__

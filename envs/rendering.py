@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import os
 import warnings
 from collections import OrderedDict
@@ -78,6 +79,12 @@ _S_SIGN = (-1.0, 1.0, 1.0, 1.0, 1.0, -1.0)
 _T_COMPONENT = (1, 1, 2, 2, 1, 1)
 _T_SIGN = (-1.0, -1.0, 1.0, -1.0, -1.0, -1.0)
 
+# Pillow image modes with 8 bits per channel, which convert to RGB without loss of range.
+EIGHT_BIT_MODES = ("RGB", "RGBA", "RGBX", "L", "LA", "P", "PA", "1", "CMYK", "YCbCr")
+
+# Largest entry of |R R^T - I| accepted for a pose rotation.
+ROTATION_TOLERANCE = 1e-3
+
 SkyboxSource = Literal["auto", "strip", "faces"]
 RenderBackend = Literal["auto", "numba", "torch"]
 
@@ -101,8 +108,13 @@ def _read_rgb(path: Path) -> np.ndarray:
     """Read an image by its content (the simulator's .jpg files may hold PNG data): uint8 [H, W, 3]."""
     try:
         with Image.open(path) as image:
+            if image.mode not in EIGHT_BIT_MODES:
+                raise SkyboxFormatError(
+                    f"skybox image {path} has {image.mode} pixels; skyboxes are 8-bit colour images "
+                    "(JPEG or PNG), so convert it to 8 bits per channel first"
+                )
             return np.array(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise SkyboxFormatError(f"cannot read skybox image {path}: {error}") from None
 
 
@@ -176,8 +188,9 @@ def load_skybox(
 def pose_rotation(pose: Sequence[float]) -> np.ndarray:
     """Return the rotation of a viewpoint's pose as float64 [3, 3].
 
-    `pose` is the 16-number row-major camera-to-world matrix of a connectivity file. The
-    simulator drops its translation and orients the cube map with the rest.
+    `pose` is the 16-number row-major camera-to-world matrix of a connectivity file (or
+    the same matrix as 4 rows of 4). The simulator drops its translation and orients the
+    cube map with the rest.
 
     Raises:
         ConnectivityFormatError: `pose` is not 16 finite numbers, its last row is not
@@ -188,15 +201,19 @@ def pose_rotation(pose: Sequence[float]) -> np.ndarray:
         matrix = np.asarray(pose, dtype=np.float64)
     except (TypeError, ValueError):
         raise ConnectivityFormatError(f"pose must be 16 numbers, got {pose!r:.80}") from None
-    if matrix.shape != (16,) or not np.isfinite(matrix).all():
-        raise ConnectivityFormatError(f"pose must be 16 finite numbers, got {pose!r:.80}")
+    if matrix.shape not in ((16,), (4, 4)):
+        raise ConnectivityFormatError(
+            f"pose must be 16 numbers or 4 rows of 4, got shape {list(matrix.shape)}"
+        )
+    if not np.isfinite(matrix).all():
+        raise ConnectivityFormatError(f"pose must contain finite numbers, got {pose!r:.80}")
     matrix = matrix.reshape(4, 4)
     if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0]):
         raise ConnectivityFormatError(f"the last row of a pose must be 0, 0, 0, 1, got {matrix[3].tolist()}")
 
     rotation = matrix[:3, :3].copy()
     error = np.abs(rotation @ rotation.T - np.eye(3)).max()
-    if error > 1e-3 or np.linalg.det(rotation) < 0:
+    if error > ROTATION_TOLERANCE or np.linalg.det(rotation) < 0:
         raise ConnectivityFormatError(
             f"the upper-left 3x3 block of a pose must be a rotation; got {rotation.tolist()} "
             f"(R R^T differs from the identity by {error:.2g}, determinant {np.linalg.det(rotation):.3g})"
@@ -217,14 +234,18 @@ def read_pose_rotation(connectivity_file: str | os.PathLike[str], viewpoint: str
         raise DataNotFoundError(f"connectivity file {path} not found")
     try:
         entries = json.loads(path.read_bytes())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConnectivityFormatError(f"{path}: invalid JSON ({error})") from None
     if not isinstance(entries, list):
         raise ConnectivityFormatError(f"{path}: expected a list of viewpoints, got {type(entries).__name__}")
 
     ids = []
     for entry in entries:
-        if isinstance(entry, dict) and entry.get("image_id") == viewpoint:
+        if isinstance(entry, dict) and not isinstance(entry.get("image_id"), str):
+            raise ConnectivityFormatError(
+                f"{path}: every entry needs a string image_id, got {entry.get('image_id')!r}"
+            )
+        if isinstance(entry, dict) and entry["image_id"] == viewpoint:
             if "pose" not in entry:
                 raise ConnectivityFormatError(f"{path}: viewpoint {viewpoint} has no pose")
             try:
@@ -250,6 +271,24 @@ class CubeMap:
 
     texels: torch.Tensor  # uint8 [6, S + 2, S + 2, 3], contiguous
     face_size: int  # S
+
+    def __post_init__(self) -> None:
+        # The compiled kernel indexes the texels without bounds checks, so their layout is
+        # checked here, once.
+        texels, size = self.texels, self.face_size
+        if not isinstance(texels, torch.Tensor) or texels.dtype != torch.uint8 or not texels.is_contiguous():
+            raise RenderInputError(
+                f"CubeMap texels must be a contiguous uint8 tensor, got {_describe(texels)}"
+            )
+        if (
+            not isinstance(size, int)
+            or size < 1
+            or tuple(texels.shape) != (SKYBOX_FACES, size + 2, size + 2, 3)
+        ):
+            raise RenderInputError(
+                f"CubeMap texels must have shape [6, face_size + 2, face_size + 2, 3] with face_size >= 1; "
+                f"got {list(texels.shape)} and face_size {size!r}. Build cube maps with CubeMap.from_faces"
+            )
 
     @classmethod
     def from_faces(cls, faces: torch.Tensor, device: str | torch.device = "cpu") -> CubeMap:
@@ -333,10 +372,13 @@ class CubeMapRenderer:
         cache_views: int = 72,
         backend: RenderBackend = "auto",
     ) -> None:
+        for name, value in (("width", width), ("height", height), ("cache_views", cache_views)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise RenderInputError(f"{name} must be an integer, got {value!r}")
         if width < 1 or height < 1:
             raise RenderInputError(f"image size must be positive, got {width}x{height}")
-        if not 0.0 < vfov_deg < 180.0:
-            raise RenderInputError(f"vfov_deg must lie in (0, 180) degrees, got {vfov_deg}")
+        if not isinstance(vfov_deg, numbers.Real) or not 0.0 < vfov_deg < 180.0:
+            raise RenderInputError(f"vfov_deg must be a number in (0, 180) degrees, got {vfov_deg!r}")
         if cache_views < 0:
             raise RenderInputError(f"cache_views must be 0 or more, got {cache_views}")
         device = torch.device(device)
@@ -465,6 +507,10 @@ class CubeMapRenderer:
         if out is None:
             return torch.empty(shape, dtype=torch.uint8, device=self.device)
         expected = shape if batched else shape[1:]
+        if not isinstance(out, torch.Tensor):
+            raise RenderInputError(
+                f"out must be a uint8 torch tensor {list(expected)} on {self.device}, got {_describe(out)}"
+            )
         if out.shape != expected or out.dtype != torch.uint8 or out.device != self.device:
             raise RenderInputError(
                 f"out must be uint8 {list(expected)} on {self.device}, got {out.dtype} {list(out.shape)} on {out.device}"
@@ -486,6 +532,18 @@ class CubeMapRenderer:
             raise RenderInputError(f"rotation must have shape {expected}, got {list(given_shape)}")
         if not np.isfinite(rotations).all():
             raise RenderInputError(f"rotation must contain finite numbers, got {rotations.tolist()}")
+        # A scaled, degenerate or mirrored matrix would sample the wrong texels, or none.
+        error = np.abs(rotations @ rotations.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+        determinant = np.linalg.det(rotations)
+        bad = np.flatnonzero((error > ROTATION_TOLERANCE) | (determinant < 0))
+        if len(bad):
+            b = int(bad[0])
+            raise RenderInputError(
+                f"rotation{f' {b}' if batched else ''} must be a rotation matrix (orthonormal within "
+                f"{ROTATION_TOLERANCE}, determinant +1); got {rotations[b].tolist()}, whose R R^T differs from "
+                f"the identity by {error[b]:.3g} and whose determinant is {determinant[b]:.3g}. "
+                "Pass the pose's rotation as `pose_rotation` returns it"
+            )
         return rotations
 
     @staticmethod
@@ -611,9 +669,15 @@ class CubeMapRenderer:
             warnings.filterwarnings(
                 "ignore", message="Sparse CSR tensor support is in beta", category=UserWarning
             )
+            # Each plan gets its own copy of its rows, so that a kept plan does not keep the
+            # whole chunk alive.
             return [
                 torch.sparse_csr_tensor(
-                    row_pointers, texel_index[v], weights[v], size=size, check_invariants=False
+                    row_pointers,
+                    texel_index[v].clone(),
+                    weights[v].clone(),
+                    size=size,
+                    check_invariants=False,
                 )
                 for v in range(views)
             ]

@@ -7,6 +7,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +20,7 @@ pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
 from connectivity import ConnectivityFormatError, DataNotFoundError, UnknownViewpointError  # noqa: E402
+from envs.cube_kernel import render_views  # noqa: E402
 from envs.rendering import (  # noqa: E402
     CubeMap,
     CubeMapRenderer,
@@ -367,6 +369,37 @@ def test_compiled_backend_keeps_torch_threads() -> None:
         torch.set_num_threads(threads)
 
 
+def render_in_loop(renderer: CubeMapRenderer, faces, stop) -> None:
+    while not stop.is_set():
+        renderer.render(faces, LEVEL, [0.1, 0.2], [0.0, 0.1])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_while_another_thread_renders() -> None:
+    # A worker forked while a background thread renders (a prefetching loader, say) can
+    # render too: the fork waits for the running call.
+    renderer = CubeMapRenderer(width=64, height=48, backend="numba")
+    faces = direction_faces(16)
+    expected = CubeMapRenderer(width=32, height=24, backend="numba").render(faces, LEVEL, [0.7], [0.2])
+    stop = threading.Event()
+    background = threading.Thread(target=render_in_loop, args=(renderer, faces, stop))
+    background.start()
+    context = multiprocessing.get_context("fork")
+    try:
+        for _ in range(3):
+            queue = context.Queue()
+            child = context.Process(target=fork_render, args=(faces, queue))
+            child.start()
+            child.join(60)
+            if child.exitcode is None:
+                child.kill()
+            assert child.exitcode == 0
+            np.testing.assert_array_equal(queue.get(timeout=5), expected.numpy())
+    finally:
+        stop.set()
+        background.join()
+
+
 def test_render_into_given_output(renderer) -> None:
     faces = direction_faces(16)
     out = torch.zeros((2, 3, 18, 24), dtype=torch.uint8)
@@ -415,9 +448,112 @@ def test_render_rejects_bad_input(renderer, faces, rotation, headings, error) ->
         renderer.render(faces, rotation, headings, [0.0] * len(headings))
 
 
+@pytest.mark.parametrize(
+    "rotation",
+    [
+        np.zeros((3, 3)),
+        np.eye(3) * 1e-50,  # zero in float32
+        np.eye(3) * 1e39,  # beyond float32
+        np.eye(3) * 2.0,
+        -LEVEL,  # determinant -1: a mirror image
+    ],
+)
+def test_render_rejects_non_rotation(renderer, rotation) -> None:
+    with pytest.raises(RenderInputError, match="must be a rotation matrix"):
+        renderer.render(solid_faces(), rotation, [0.3], [0.1])
+
+
+def test_render_rejects_non_tensor_output(renderer) -> None:
+    with pytest.raises(RenderInputError, match="torch tensor"):
+        renderer.render(solid_faces(), LEVEL, [0.5], [0.2], out=np.zeros((1, 3, 18, 24), dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("texels", "face_size"),
+    [
+        (torch.zeros((1, 1002, 1002, 3), dtype=torch.uint8), 1000),  # one face
+        (torch.zeros((6, 10, 10, 3), dtype=torch.uint8), 16),  # face size of other texels
+        (torch.zeros((6, 10, 12, 3), dtype=torch.uint8), 8),  # not square
+        (torch.zeros((6, 10, 10, 3)), 8),  # float
+        (torch.zeros((6, 3, 10, 10), dtype=torch.uint8), 8),  # channels first
+    ],
+)
+def test_cube_map_rejects_bad_texels(texels, face_size) -> None:
+    with pytest.raises(RenderInputError, match="CubeMap texels"):
+        CubeMap(texels=texels, face_size=face_size)
+
+
+def test_kernel_rejects_mismatched_arrays() -> None:
+    texels = np.zeros((6, 6, 6, 3), dtype=np.uint8)
+    along_row = np.zeros((2, 3, 8), dtype=np.float32)
+    along_column = np.zeros((2, 3, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"out must have shape \[2, 3, 4, 8\]"):
+        render_views(texels, along_row, along_column, np.zeros((1, 3, 4, 8), dtype=np.uint8))
+    with pytest.raises(ValueError, match="along_row must be a C-contiguous float32"):
+        render_views(
+            texels, along_row.astype(np.float64), along_column, np.zeros((2, 3, 4, 8), dtype=np.uint8)
+        )
+    with pytest.raises(ValueError, match="texels must have shape"):
+        render_views(texels[:5], along_row, along_column, np.zeros((2, 3, 4, 8), dtype=np.uint8))
+
+
+def test_compiled_backend_keeps_numba_threads() -> None:
+    import numba
+
+    before = numba.get_num_threads()
+    CubeMapRenderer(width=8, height=6, backend="numba").render(solid_faces(), LEVEL, [0.0], [0.0])
+    assert numba.get_num_threads() == before
+
+
+def test_kept_plan_holds_its_own_rows() -> None:
+    # A kept plan's arrays hold its own 4 entries per pixel, not the chunk it was built in.
+    renderer = CubeMapRenderer(width=16, height=12, cache_views=1, backend="torch")
+    renderer.render(solid_faces(), LEVEL, [0.1, 0.2, 0.3, 0.4], [0.0] * 4)
+    (plan,) = renderer._plans.values()
+    assert plan.values().untyped_storage().nbytes() == 16 * 12 * 4 * 4  # float32 weights
+    assert plan.col_indices().untyped_storage().nbytes() == 16 * 12 * 4 * 4  # int32 indices
+
+
+def test_kernel_compiles_without_cache(monkeypatch, caplog) -> None:
+    # Where Numba finds no writable cache folder, the kernel compiles without caching.
+    import importlib.util
+
+    import numba
+
+    from envs import cube_kernel
+
+    real_njit = numba.njit
+
+    def njit_without_cache_folder(*args, **kwargs):
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function '_render_views': no locator available")
+        return real_njit(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit_without_cache_folder)
+    spec = importlib.util.spec_from_file_location("cube_kernel_uncached", cube_kernel.__file__)
+    uncached = importlib.util.module_from_spec(spec)
+    with caplog.at_level("WARNING"):
+        spec.loader.exec_module(uncached)
+    assert "compiled without a cache" in caplog.text
+
+    renderer = CubeMapRenderer(width=16, height=12, backend="numba")
+    cube_map = renderer.prepare(direction_faces(16))
+    expected = renderer.render(cube_map, LEVEL, [0.4], [0.1])[0]
+    along_row, along_column = renderer._ray_terms(LEVEL, np.array([0.4]), np.array([0.1]))
+    out = np.zeros((1, 3, 12, 16), dtype=np.uint8)
+    uncached.render_views(cube_map.texels.numpy(), along_row.numpy(), along_column.numpy(), out)
+    np.testing.assert_array_equal(out[0], expected.numpy())
+
+
 def test_renderer_rejects_bad_settings() -> None:
     with pytest.raises(RenderInputError, match="vfov_deg"):
         CubeMapRenderer(vfov_deg=180.0)
+    with pytest.raises(RenderInputError, match="vfov_deg"):
+        CubeMapRenderer(vfov_deg="60")
+    with pytest.raises(RenderInputError, match="width must be an integer"):
+        CubeMapRenderer(width=1.5)
+    with pytest.raises(RenderInputError, match="cache_views must be an integer"):
+        CubeMapRenderer(cache_views=None)
     with pytest.raises(RenderInputError, match="backend must be"):
         CubeMapRenderer(backend="opengl")
     with pytest.raises(RenderInputError, match="CPU only"):
@@ -489,6 +625,33 @@ def test_pose_rotation_reads_row_major() -> None:
 def test_pose_rotation_rejects_malformed(pose) -> None:
     with pytest.raises(ConnectivityFormatError):
         pose_rotation(pose)
+
+
+def test_pose_rotation_reads_rows_of_four() -> None:
+    pose = [0, -1, 0, 5, 1, 0, 0, 6, 0, 0, 1, 7, 0, 0, 0, 1]
+    nested = [pose[0:4], pose[4:8], pose[8:12], pose[12:16]]
+    assert np.array_equal(pose_rotation(nested), pose_rotation(pose))
+
+
+def test_read_pose_rotation_rejects_bad_files(tmp_path: Path) -> None:
+    binary = tmp_path / "binary_connectivity.json"
+    binary.write_bytes(b"\xff\xfe\x00[")
+    with pytest.raises(ConnectivityFormatError, match="invalid JSON"):
+        read_pose_rotation(binary, "abc")
+    numeric = tmp_path / "numeric_connectivity.json"
+    numeric.write_text(json.dumps([{"image_id": 5, "pose": np.eye(4).ravel().tolist()}]))
+    with pytest.raises(ConnectivityFormatError, match="string image_id, got 5"):
+        read_pose_rotation(numeric, "5")
+
+
+def test_load_skybox_rejects_16_bit_images(tmp_path: Path) -> None:
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    Image.fromarray(np.full((8, 48), 40000, dtype=np.uint16)).save(
+        folder / "vp_skybox_small.jpg", format="PNG"
+    )
+    with pytest.raises(SkyboxFormatError, match="8-bit"):
+        load_skybox(tmp_path, "scan", "vp")
 
 
 def test_read_pose_rotation_unknown_viewpoint(tmp_path: Path) -> None:
