@@ -25,6 +25,7 @@ from tqdm import tqdm
 from connectivity.errors import ClipnavError
 from envs.clip_encoder import ClipViewEncoder
 from envs.features import VIEWS_PER_VIEWPOINT, feature_metadata, open_store_writer, shard_keys
+from envs.features.clipnav_store import is_clipnav_folder, partial_path, read_keys, read_metadata
 from envs.view_sources import ViewSource
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,28 @@ def _check_provenance(stored: dict[str, Any], planned: dict[str, Any], path: Pat
         )
 
 
+def _check_finished_store(
+    path: Path, keys: list[tuple[str, str]], dim: int, dtype: str, planned: dict[str, Any]
+) -> None:
+    stored = read_metadata(path)
+    differences = [
+        f"{name}: {stored.get(name)!r} in the store, {planned.get(name)!r} now"
+        for name in PROVENANCE_FIELDS
+        if stored.get(name) != planned.get(name)
+    ]
+    if int(stored.get("dim", -1)) != dim:
+        differences.append(f"dim: {stored.get('dim')} in the store, {dim} now")
+    if str(stored.get("dtype")) != dtype:
+        differences.append(f"dtype: {stored.get('dtype')} in the store, {dtype} now")
+    if read_keys(path) != [(str(scan), str(viewpoint)) for scan, viewpoint in keys]:
+        differences.append("the viewpoints differ")
+    if differences:
+        raise ExtractionMismatchError(
+            f"{path} exists and was made with other settings ({'; '.join(differences)}); "
+            "delete it or choose another output"
+        )
+
+
 def extract_features(
     source: ViewSource,
     encoder: ClipViewEncoder,
@@ -129,6 +152,11 @@ def extract_features(
         library=encoder_metadata["library"],
         shard=f"{shard[0]}/{shard[1]}" if shard else None,
     )
+    if is_clipnav_folder(output) and not partial_path(output).exists():
+        # A finished store from an earlier run: keep it only if this run would make it again.
+        _check_finished_store(Path(output), planned, encoder.dim, dtype, metadata)
+        logger.info("%s is already complete with these settings; nothing to extract", output)
+        return Path(output), ExtractionStats()
     writer = open_store_writer(output, planned, encoder.dim, dtype, metadata)
     _check_provenance(writer.metadata, metadata, Path(output))
     pending = writer.pending_keys()

@@ -87,16 +87,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     pretrained = None if args.random_weights or args.checkpoint else args.pretrained
     encoder = ClipViewEncoder(EncoderSpec(args.model, pretrained, args.checkpoint, args.normalize), device)
     store = args.out if output_format == "clipnav" else args.out.with_name(args.out.name + ".clipnav")
-    if output_format != "clipnav" and store.is_dir() and not args.out.exists():
-        # An earlier run finished extracting but stopped while converting: convert again.
-        convert_features(store, args.out, format=output_format, progress=True)
-        print(f"converted the finished store {store} to {args.out}")
-        return 0
     finished, stats = extract_features(views, encoder, store, args.batch_viewpoints, shard, args.dtype, keys)
-    print(
-        f"{stats.viewpoints} viewpoints in {stats.seconds:.1f} s: {stats.viewpoints_per_second:.2f} viewpoints/s, "
-        f"{100 * stats.share_outside_forward:.1f}% of the time outside the encoder"
-    )
+    if stats.viewpoints:
+        print(
+            f"{stats.viewpoints} viewpoints in {stats.seconds:.1f} s: {stats.viewpoints_per_second:.2f} "
+            f"viewpoints/s, {100 * stats.share_outside_forward:.1f}% of the time outside the encoder"
+        )
     if finished is not None and output_format != "clipnav":
         convert_features(finished, args.out, format=output_format, progress=True)
         print(f"converted {finished} to {args.out}")

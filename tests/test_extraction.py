@@ -330,6 +330,24 @@ def test_cli_converts_finished_store_again(tmp_path: Path) -> None:
     assert open_feature_store(out).dim == 1024
 
 
+def test_cli_rejects_finished_store_of_other_run(tmp_path: Path, capsys) -> None:
+    # The finished store beside a TSV output is converted again only if this run would
+    # have made it: another model, normalisation or set of viewpoints is an error.
+    write_view_folder(tmp_path / "views", 1)
+    out = tmp_path / "views.tsv"
+    argv = ["--views", str(tmp_path / "views"), "--width", "32", "--height", "24", "--random-weights"]
+    argv += ["--model", "RN50", "--out", str(out), "--device", "cpu"]
+    assert extract_script.main(argv) == 0
+    out.unlink()
+    assert extract_script.main([*argv, "--normalize"]) == 2
+    assert "made with other settings" in capsys.readouterr().err
+    assert not out.exists()
+    write_view_folder(tmp_path / "more_views", 2)
+    other_views = ["--views", str(tmp_path / "more_views"), *argv[2:]]
+    assert extract_script.main(other_views) == 2
+    assert "viewpoints differ" in capsys.readouterr().err
+
+
 def test_cli_bad_device_exits_2(tmp_path: Path, capsys) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
