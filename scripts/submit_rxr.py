@@ -47,13 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--languages",
         default=None,
-        help="comma-separated languages of the submission, en, hi, te or tags such as en-IN (default: all)",
+        help="comma-separated languages of the submission, en, hi, te or tags such as en-IN "
+        "(default: those of the checkpoint's run, else all)",
     )
     parser.add_argument(
         "--rxr-dir",
         type=Path,
         default=None,
-        help="folder of the rxr_<split>_guide.jsonl.gz files (default: RxR/ in the data folder)",
+        help="folder of the rxr_<split>_guide.jsonl.gz files (default: the checkpoint run's, else RxR/ in "
+        "the data folder)",
     )
     parser.add_argument(
         "--features",
@@ -79,15 +81,22 @@ def run(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
 
     data_dir = str(args.data_dir) if args.data_dir else None
-    split = load_rxr_split(args.split, data_dir, args.languages, args.rxr_dir)
     if args.checkpoint is not None:
         agent = load_agent(args.checkpoint, data_dir, args.features, args.device, args.force_features)
+        # Unless given here, the data folder, guide files and languages are the run's.
+        trained = agent.world.settings
+        languages = args.languages if args.languages is not None else trained.languages
+        rxr_dir = args.rxr_dir if args.rxr_dir is not None else trained.rxr_dir
+        split = load_rxr_split(args.split, str(agent.world.data_dir), languages, rxr_dir)
+        if languages is not None and args.languages is None:
+            logger.info("languages of the checkpoint's run: %s", languages)
         connectivity = agent.world.connectivity
         # The checkpoint's world reads R2R splits by name, so the RxR split is handed to it.
         agent.world.add_split(split)
         predictions = predictions_from_trajectories(agent.run_split(split.name))
         name, source = f"{agent.kind}_{args.checkpoint.stem}", str(args.checkpoint)
     else:
+        split = load_rxr_split(args.split, data_dir, args.languages, args.rxr_dir)
         connectivity = Connectivity(connectivity_dir(data_dir))
         if args.trajectories is not None:
             trajectories = validate_trajectories(

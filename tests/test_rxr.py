@@ -1110,10 +1110,10 @@ def test_follower_trains_and_submits(demo_dir: Path, demo_guides: GuideSet, tmp_
     best = trainer.train()
     assert set(best) == {"val_unseen"}
 
+    # The data folder and the guide files default to the run's.
     out = tmp_path / "submission.jsonl.gz"
-    argv = ["--data-dir", str(demo_dir), "--rxr-dir", str(demo_guides.folder), "--device", "cpu"]
     checkpoint = tmp_path / "run" / "checkpoints" / "latest.pt"
-    assert submit_rxr.main([*argv, "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert submit_rxr.main(["--device", "cpu", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
     assert len(read_rxr_submission(out)) == len(demo_guides.records["test_standard"])
 
 
@@ -1150,6 +1150,34 @@ def test_seq2seq_trains_and_submits(demo_dir: Path, demo_guides: GuideSet, tmp_p
     checkpoint = tmp_path / "run" / "checkpoints" / "best_val_unseen.pt"
     assert submit_rxr.main([*argv, "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
     assert len(read_rxr_submission(out)) == len(demo_guides.records["test_standard"])
+
+
+def test_submission_takes_run_languages(demo_dir: Path, demo_guides: GuideSet, tmp_path: Path) -> None:
+    settings = FollowerTrainingSettings(
+        output_dir=str(tmp_path / "run"),
+        data_dir=str(demo_dir),
+        features=demo_features(demo_dir),
+        iterations=1,
+        batch_size=2,
+        train_mode="il",
+        eval_interval=1,
+        eval_episodes=2,
+        max_steps=4,
+        angle_feature_size=ANGLE_SIZE,
+        val_splits="val_unseen",
+        dataset="rxr",
+        rxr_dir=str(demo_guides.folder),
+        languages="hi",
+    )
+    model = FollowerModelSettings(embedding_size=16, hidden_size=32, action_embedding_size=8)
+    FollowerTrainer(settings, model).train()
+    checkpoint = tmp_path / "run" / "checkpoints" / "latest.pt"
+    hindi = [r for r in demo_guides.records["test_standard"] if r["language"].startswith("hi")]
+    assert 0 < len(hindi) < len(demo_guides.records["test_standard"])
+
+    out = tmp_path / "hindi.jsonl.gz"
+    assert submit_rxr.main(["--device", "cpu", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert {p["instruction_id"] for p in read_rxr_submission(out)} == {r["instruction_id"] for r in hindi}
 
 
 def test_follower_rl_with_ndtw_reward(demo_dir: Path, demo_guides: GuideSet, tmp_path: Path) -> None:
