@@ -99,3 +99,13 @@ def train_from_command_line(
 
     trainer = trainer_class(settings, model_settings, resume=args.resume)
     return trainer.train()
+
+
+def print_best(best: dict[str, dict[str, float]]) -> None:
+    """Print a navigation run's best result per validation split: SPL, nDTW and SR."""
+    for split, record in best.items():
+        ndtw = f", nDTW {record['ndtw']:.4f}" if "ndtw" in record else ""
+        print(
+            f"best on {split}: SPL {record['spl']:.4f}{ndtw}, SR {record['success']:.4f} "
+            f"at iteration {record['iteration']}"
+        )

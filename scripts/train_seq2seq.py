@@ -6,7 +6,8 @@ code trains it: Adam 1e-4 with weight decay 5e-4, batch 100, 20,000 iterations, 
 80 tokens, embeddings of 256 (words) and 32 (actions), a unidirectional 512-unit LSTM
 encoder and decoder, dropout 0.5.
 The output folder receives settings.json, versions.json, features.json, vocab.txt,
-TensorBoard logs and checkpoints/ (latest.pt and best_<split>.pt, best by SPL then SR).
+TensorBoard logs and checkpoints/ (latest.pt and best_<split>.pt, best by SPL, or nDTW with
+--dataset rxr, then SR).
 Run a checkpoint on a split with clipnav-infer.
 """
 
@@ -16,17 +17,14 @@ from collections.abc import Sequence
 
 from agent.seq2seq import Seq2SeqModelSettings
 from agent.seq2seq_training import Seq2SeqTrainer, Seq2SeqTrainingSettings
-from scripts.common import run_cli, train_from_command_line
+from scripts.common import print_best, run_cli, train_from_command_line
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     best = train_from_command_line(
         argv, __doc__, Seq2SeqTrainingSettings, Seq2SeqModelSettings, Seq2SeqTrainer
     )
-    for split, record in best.items():
-        print(
-            f"best on {split}: SPL {record['spl']:.4f}, SR {record['success']:.4f} at iteration {record['iteration']}"
-        )
+    print_best(best)
     return 0
 
 

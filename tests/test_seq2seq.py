@@ -213,3 +213,15 @@ def test_cli_train_infer(demo_dir: Path, tmp_path: Path, capsys) -> None:
     entries = json.loads(out.read_text())
     assert len(entries) == 48
     assert "seq2seq" in capsys.readouterr().out
+
+
+def test_print_best_names_ndtw_when_recorded(capsys) -> None:
+    from scripts.common import print_best
+
+    print_best({"val_unseen": {"spl": 0.5, "ndtw": 0.625, "success": 0.75, "iteration": 3}})
+    print_best({"val_seen": {"spl": 0.5, "success": 0.75, "iteration": 4}})  # a record of an older run
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "best on val_unseen: SPL 0.5000, nDTW 0.6250, SR 0.7500 at iteration 3",
+        "best on val_seen: SPL 0.5000, SR 0.7500 at iteration 4",
+    ]
