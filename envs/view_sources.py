@@ -104,7 +104,7 @@ class ViewFolderSource:
     def metadata(self) -> dict[str, Any]:
         return {
             "views": "image folder",
-            "source": str(self.root),
+            "source": str(self.root.resolve()),
             "image_w": self.width,
             "image_h": self.height,
             "vfov": self.vfov_deg,
@@ -156,12 +156,28 @@ class SkyboxSource:
         return False
 
     def keys(self) -> list[tuple[str, str]]:
-        found = []
+        found, missing = [], []
         for scan in sorted(self.scans):
             graph = self.graphs[scan]
             for index, viewpoint in enumerate(graph.viewpoint_ids):
-                if graph.included[index] and self._has_skybox(scan, viewpoint):
+                if not graph.included[index]:
+                    continue
+                if self._has_skybox(scan, viewpoint):
                     found.append((scan, viewpoint))
+                else:
+                    missing.append((scan, viewpoint))
+        if missing:
+            scan, viewpoint = missing[0]
+            logger.warning(
+                "%d of the %d included viewpoints of %d scans have no skybox in %s and are skipped, "
+                "for example %s/%s",
+                len(missing),
+                len(found) + len(missing),
+                len(self.scans),
+                self.root,
+                scan,
+                viewpoint,
+            )
         return sorted(found)
 
     def load(self, scan: str, viewpoint: str) -> torch.Tensor:
@@ -174,7 +190,7 @@ class SkyboxSource:
     def metadata(self) -> dict[str, Any]:
         return {
             "views": "rendered from skyboxes (cube-map projection, bilinear)",
-            "source": str(self.root),
+            "source": str(self.root.resolve()),
             "image_w": self.width,
             "image_h": self.height,
             "vfov": self.vfov_deg,

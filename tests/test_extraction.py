@@ -270,6 +270,26 @@ def test_skybox_source_renders_36_views(data_dir: Path, tmp_path: Path) -> None:
     assert tuple(source.load("synthIdentity", "0" * 32).shape) == (36, 3, 48, 64)
 
 
+def test_skybox_source_warns_of_missing_skyboxes(data_dir: Path, tmp_path: Path, caplog) -> None:
+    from connectivity import Connectivity
+    from envs.view_sources import SkyboxSource
+
+    # The reference skyboxes hold one viewpoint of 17DRP5sb8fy; its other included
+    # viewpoints have none.
+    graphs = tmp_path / "connectivity"
+    graphs.mkdir()
+    (graphs / "scans.txt").write_text("17DRP5sb8fy\n")
+    real = data_dir / "connectivity" / "17DRP5sb8fy_connectivity.json"
+    (graphs / real.name).write_text(real.read_text())
+    included = int(Connectivity(graphs)["17DRP5sb8fy"].included.sum())
+    source = SkyboxSource(
+        data_dir / "mattersim_reference" / "renders" / "skyboxes", graphs, scans=["17DRP5sb8fy"]
+    )
+    with caplog.at_level("WARNING"):
+        assert source.keys() == [("17DRP5sb8fy", "10c252c90fa24ef3b698c6f54d984c5c")]
+    assert f"{included - 1} of the {included} included viewpoints" in caplog.text
+
+
 def test_cli_extracts_tsv(data_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "views.tsv"
     argv = ["--views", str(data_dir / "views"), "--random-weights", "--out", str(out), "--device", "cpu"]
@@ -317,6 +337,19 @@ def test_resume_from_other_views_rejected(tmp_path: Path) -> None:
         extract_features(
             ViewFolderSource(tmp_path / "b", 32, 24), encoder, tmp_path / "out.clipnav", progress=False
         )
+
+
+def test_resume_with_relative_source_path(tmp_path: Path, monkeypatch) -> None:
+    # The same folder named by an absolute or a relative path is the same source.
+    write_view_folder(tmp_path / "views", 3)
+    encoder = MeanColourEncoder()
+    output = tmp_path / "out.clipnav"
+    extract_features(ViewFolderSource(tmp_path / "views", 32, 24), encoder, output, limit=1, progress=False)
+    monkeypatch.chdir(tmp_path)
+    finished, stats = extract_features(ViewFolderSource("views", 32, 24), encoder, output, progress=False)
+    assert finished == output
+    assert stats.viewpoints == 2
+    assert ClipnavFeatureStore(output).metadata["source"] == str((tmp_path / "views").resolve())
 
 
 def test_cli_converts_finished_store_again(tmp_path: Path) -> None:
