@@ -142,7 +142,11 @@ def _separate_faces(paths: list[Path]) -> np.ndarray:
 
 
 def load_skybox(
-    folder: str | os.PathLike[str], scan: str, viewpoint: str, source: SkyboxSource = "auto"
+    folder: str | os.PathLike[str],
+    scan: str,
+    viewpoint: str,
+    source: SkyboxSource = "auto",
+    face_size: int | None = None,
 ) -> torch.Tensor:
     """Read the six skybox faces of a viewpoint: uint8 [6, 3, S, S], in skybox0..5 order.
 
@@ -151,7 +155,8 @@ def load_skybox(
     `source` picks the files: "strip" is the simulator's `<viewpoint>_skybox_small.jpg`
     (six faces side by side), "faces" the six `<viewpoint>_skybox<k>_sami.jpg`, and "auto"
     the strip where a folder has one (the simulator renders from it), else the six faces.
-    Images are decoded by their content, whatever their file extension.
+    Images are decoded by their content, whatever their file extension. With `face_size`,
+    larger faces are shrunk to it by `downsize_faces` (512 gives the simulator's size).
 
     Raises:
         DataNotFoundError: neither folder contains the requested files.
@@ -182,7 +187,23 @@ def load_skybox(
         )
 
     logger.debug("read skybox of %s/%s: %d faces of %d pixels", scan, viewpoint, SKYBOX_FACES, faces.shape[1])
-    return torch.from_numpy(np.ascontiguousarray(faces.transpose(0, 3, 1, 2)))  # [6, 3, S, S]
+    faces = torch.from_numpy(np.ascontiguousarray(faces.transpose(0, 3, 1, 2)))  # [6, 3, S, S]
+    if face_size is not None and faces.shape[-1] > face_size:
+        faces = downsize_faces(faces, face_size)
+    return faces
+
+
+def downsize_faces(faces: torch.Tensor, face_size: int) -> torch.Tensor:
+    """Shrink uint8 faces [6, 3, S, S] to [6, 3, face_size, face_size] by area averaging, rounded.
+
+    The Matterport3D Simulator renders from skyboxes that its downsizing script shrank
+    from the 1024-pixel `_sami.jpg` faces to 512 pixels with area interpolation. For a
+    whole factor such as 2 this is the mean of each 2x2 block.
+    """
+    if face_size < 1:
+        raise RenderInputError(f"face_size must be at least 1, got {face_size}")
+    averaged = torch.nn.functional.interpolate(faces.float(), size=(face_size, face_size), mode="area")
+    return averaged.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
 
 
 def pose_rotation(pose: Sequence[float]) -> np.ndarray:

@@ -21,6 +21,9 @@ from envs.features.base import VIEWS_PER_VIEWPOINT
 
 logger = logging.getLogger(__name__)
 
+# Face size of the simulator's downsized skyboxes (`<viewpoint>_skybox_small.jpg`).
+SIMULATOR_FACE_SIZE = 512
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -118,7 +121,9 @@ class SkyboxSource:
     `root` contains one folder per scan with the skybox images (the Matterport3D download's
     `<scan>/matterport_skybox_images/` or the images directly in `<scan>/`); the
     connectivity folder gives each viewpoint's pose. Viewpoints are those included in the
-    navigation graphs whose skybox files exist.
+    navigation graphs whose skybox files exist. Faces larger than `face_size` (the
+    download's 1024-pixel `_sami.jpg` faces) are shrunk to it as the simulator's
+    downsizing script does; None renders them as they are.
     """
 
     def __init__(
@@ -130,6 +135,7 @@ class SkyboxSource:
         height: int = 480,
         vfov_deg: float = 60,
         device: str | torch.device = "cpu",
+        face_size: int | None = SIMULATOR_FACE_SIZE,
     ):
         from connectivity import Connectivity
         from envs.rendering import CubeMapRenderer
@@ -146,6 +152,7 @@ class SkyboxSource:
         )
         self.renderer = CubeMapRenderer(width, height, vfov_deg, device=device)
         self.width, self.height, self.vfov_deg = width, height, vfov_deg
+        self.face_size = face_size
 
     def _has_skybox(self, scan: str, viewpoint: str) -> bool:
         for folder in (self.root / scan / "matterport_skybox_images", self.root / scan):
@@ -183,13 +190,14 @@ class SkyboxSource:
     def load(self, scan: str, viewpoint: str) -> torch.Tensor:
         from envs.rendering import load_skybox, read_pose_rotation
 
-        faces = load_skybox(self.root, scan, viewpoint)
+        faces = load_skybox(self.root, scan, viewpoint, face_size=self.face_size)
         rotation = read_pose_rotation(self.connectivity_dir / f"{scan}_connectivity.json", viewpoint)
         return self.renderer.render_discretized(faces, rotation).cpu()  # [36, 3, H, W]
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "views": "rendered from skyboxes (cube-map projection, bilinear)",
+            "views": "rendered from skyboxes (cube-map projection, bilinear)"
+            + (f", faces shrunk to at most {self.face_size} pixels" if self.face_size else ""),
             "source": str(self.root.resolve()),
             "image_w": self.width,
             "image_h": self.height,

@@ -64,6 +64,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--width", type=positive_int, default=640, help="view width in pixels")
     parser.add_argument("--height", type=positive_int, default=480, help="view height in pixels")
     parser.add_argument("--vfov", type=float, default=60.0, help="vertical field of view in degrees")
+    parser.add_argument(
+        "--skybox-size",
+        type=int,
+        default=512,
+        help="shrink larger skybox faces to this many pixels, as the simulator's downsizing script "
+        "does for the 1024-pixel _sami.jpg faces; 0 renders them as they are (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
 
@@ -76,7 +83,14 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     if args.skyboxes is not None:
         views = SkyboxSource(
-            args.skyboxes, connectivity_dir(args.data_dir), scans, args.width, args.height, args.vfov, device
+            args.skyboxes,
+            connectivity_dir(args.data_dir),
+            scans,
+            args.width,
+            args.height,
+            args.vfov,
+            device,
+            face_size=args.skybox_size or None,
         )
     else:
         views = ViewFolderSource(args.views, args.width, args.height, args.vfov)

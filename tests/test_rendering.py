@@ -27,6 +27,7 @@ from envs.rendering import (  # noqa: E402
     RenderInputError,
     SkyboxFormatError,
     discretized_angles,
+    downsize_faces,
     load_skybox,
     pose_rotation,
     read_pose_rotation,
@@ -605,6 +606,33 @@ def test_load_skybox_rejects_bad_strip(tmp_path: Path) -> None:
     Image.new("RGB", (40, 8)).save(folder / "vp_skybox_small.jpg", format="PNG")
     with pytest.raises(SkyboxFormatError, match="6 times its height"):
         load_skybox(tmp_path, "scan", "vp")
+
+
+def test_downsize_faces_averages_blocks() -> None:
+    faces = torch.zeros((6, 3, 4, 4), dtype=torch.uint8)
+    faces[0, 0, :2, :2] = torch.tensor([[0, 1], [2, 3]], dtype=torch.uint8)  # mean 1.5 rounds up to 2
+    faces[0, 1, :2, :2] = torch.tensor([[0, 0], [0, 1]], dtype=torch.uint8)  # mean 0.25 rounds to 0
+    faces[0, 2, 2:, 2:] = 255
+    small = downsize_faces(faces, 2)
+    assert small.shape == (6, 3, 2, 2)
+    assert small[0, 0].tolist() == [[2, 0], [0, 0]]
+    assert small[0, 1].tolist() == [[0, 0], [0, 0]]
+    assert small[0, 2].tolist() == [[0, 0], [0, 255]]
+
+
+def test_load_skybox_shrinks_large_faces(tmp_path: Path) -> None:
+    # Faces of 16 texels whose 2x2 blocks repeat one value shrink back to the 8-texel faces.
+    faces = direction_faces(8)
+    folder = tmp_path / "scan" / "matterport_skybox_images"
+    folder.mkdir(parents=True)
+    large = faces.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # [6, 3, 16, 16]
+    for k in range(6):
+        Image.fromarray(large[k].permute(1, 2, 0).numpy()).save(
+            folder / f"vp_skybox{k}_sami.jpg", format="PNG"
+        )
+    assert load_skybox(tmp_path, "scan", "vp").shape == (6, 3, 16, 16)
+    assert torch.equal(load_skybox(tmp_path, "scan", "vp", face_size=8), faces)
+    assert torch.equal(load_skybox(tmp_path, "scan", "vp", face_size=32), large)  # never enlarged
 
 
 def test_pose_rotation_reads_row_major() -> None:
