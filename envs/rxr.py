@@ -123,7 +123,7 @@ def rxr_guide_path(
     if not path.is_file():
         raise DataNotFoundError(
             f"RxR guide file {path} not found; known splits: {', '.join(RXR_SPLITS)}."
-            f"{close_matches(split, RXR_SPLITS)} Put the guide files of the RxR release "
+            f"{close_matches(split, RXR_SPLITS) if split not in RXR_SPLITS else ''} Put the guide files of the RxR release "
             f"(rxr_<split>_guide.jsonl.gz) in {folder}, or point rxr_dir (--rxr-dir) at the folder "
             "that holds them"
         )

@@ -75,8 +75,8 @@ _FIXES = {
     ProblemKind.DUPLICATE: "keep one line per instruction_id.",
     ProblemKind.UNKNOWN_ID: "remove these lines, or validate against the split and languages the file was made for.",
     ProblemKind.MISSING_ID: (
-        "add their paths, or allow missing instruction_ids to check a partial file "
-        "(allow_missing=True, or --allow-missing on the command line)."
+        "add their paths (a submission needs every instruction_id of the split and languages), "
+        "or check a partial file with allow_missing=True, or score one with clipnav-evaluate --allow-missing."
     ),
     ProblemKind.WRONG_START: "begin each path at its episode's start viewpoint.",
     ProblemKind.UNKNOWN_VIEWPOINT: "use viewpoint ids of the episode's scan.",

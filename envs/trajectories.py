@@ -110,7 +110,7 @@ _FIXES = {
     ProblemKind.UNKNOWN_ID: "remove these entries, or evaluate on the split the file was made for.",
     ProblemKind.MISSING_ID: (
         "add their trajectories, or allow missing instr_ids to score a partial file "
-        "(allow_missing=True, or --allow-missing on the command line)."
+        "(allow_missing=True, or clipnav-evaluate --allow-missing); a leaderboard file needs them all."
     ),
     ProblemKind.WRONG_START: "begin each trajectory at its episode's start viewpoint, the first viewpoint of its path.",
     ProblemKind.UNKNOWN_VIEWPOINT: "use viewpoint ids of the episode's scan.",

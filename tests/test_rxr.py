@@ -299,6 +299,7 @@ def test_missing_file_names_fix(tmp_path: Path) -> None:
     with pytest.raises(DataNotFoundError, match="rxr_val_unseen_guide.jsonl.gz not found") as caught:
         load_rxr_split("val_unseen", rxr_dir=tmp_path)
     assert "--rxr-dir" in str(caught.value)
+    assert "Did you mean" not in str(caught.value)  # the split name itself is right
 
 
 def test_unknown_split_suggests(tmp_path: Path) -> None:
