@@ -360,6 +360,30 @@ def test_compiled_backend_in_forked_process() -> None:
     np.testing.assert_array_equal(queue.get(timeout=5), expected.numpy())
 
 
+def fork_render_full_size(faces: torch.Tensor, queue) -> None:
+    torch.set_num_threads(1)  # what PyTorch's DataLoader does in its workers
+    queue.put(CubeMapRenderer().render_discretized(faces, LEVEL).numpy())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_worker_renders_full_size(data_dir: Path) -> None:
+    # 36 views of 640x480 from 512-texel faces, in a worker forked after the parent
+    # rendered them with all its threads.
+    skyboxes = data_dir / "mattersim_reference" / "renders" / "skyboxes"
+    faces = load_skybox(skyboxes, "17DRP5sb8fy", "10c252c90fa24ef3b698c6f54d984c5c")
+    expected = CubeMapRenderer().render_discretized(faces, LEVEL)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=fork_render_full_size, args=(faces, queue))
+    child.start()
+    images = queue.get(timeout=60)
+    child.join(60)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(images, expected.numpy())
+
+
 def test_compiled_backend_keeps_torch_threads() -> None:
     threads = torch.get_num_threads()
     try:
