@@ -36,7 +36,7 @@ def run_training(trainer: Trainer, description: str) -> dict[str, dict[str, floa
     results per validation split.
     """
     settings = trainer.settings
-    start = time.perf_counter()
+    start, first_iteration = time.perf_counter(), trainer.iteration
     bar = tqdm(
         total=settings.iterations, initial=trainer.iteration, desc=description, unit="it", dynamic_ncols=True
     )
@@ -58,7 +58,12 @@ def run_training(trainer: Trainer, description: str) -> dict[str, dict[str, floa
             trainer.save("latest")
     bar.close()
     trainer.writer.flush()
-    logger.info("trained %d iterations in %.0f s", trainer.iteration, time.perf_counter() - start)
+    logger.info(
+        "trained %d iterations in %.0f s, now at iteration %d",
+        trainer.iteration - first_iteration,
+        time.perf_counter() - start,
+        trainer.iteration,
+    )
     return trainer.best
 
 

@@ -124,6 +124,8 @@ class FollowerTrainingSettings:
         object.__setattr__(self, "teacher", env_settings.teacher)
         if self.train_mode not in TRAIN_MODES:
             raise ValueError(f"train_mode must be one of {TRAIN_MODES}, got {self.train_mode!r}")
+        if self.train_mode == "il" and self.reward != "distance":
+            logger.warning("reward=%s has no effect with train_mode=il, which uses no reward", self.reward)
         if self.optimizer not in ("rmsprop", "adam"):
             raise ValueError(f"optimizer must be rmsprop or adam, got {self.optimizer!r}")
         for name in (

@@ -64,7 +64,8 @@ def _check_pretrained_tag(name: str, tag: str) -> None:
     if tag not in tags:
         raise EncoderError(
             f"open_clip has no pretrained tag {tag!r} for {name}; known tags: {', '.join(tags) or 'none'}. "
-            "Pass a local checkpoint file instead."
+            "Pass a local checkpoint file instead (--checkpoint), or use random weights for tests "
+            "(--random-weights)."
         )
 
 
@@ -102,7 +103,7 @@ class ClipViewEncoder:
         except Exception as error:  # open_clip and torch raise many types for unusable weights
             raise EncoderError(
                 f"could not load weights {weights!r} for {spec.model}: {error}. Without a reachable "
-                "model hub, download the checkpoint elsewhere and pass it as a local file."
+                "model hub, download the checkpoint elsewhere and pass the local file (--checkpoint)."
             ) from None
         if weights is None:
             logger.warning("%s has random weights: use them for tests and benchmarks only", spec.model)

@@ -2,8 +2,8 @@
 
 The simulator (C++, OpenGL) draws a cube around the camera and samples the viewpoint's
 six skybox images as a cube map: bilinear (GL_LINEAR), no mipmaps, each face clamped at
-its own edges. This module computes the same pixels with PyTorch, on the CPU or a GPU,
-without OpenGL.
+its own edges. This module computes the same pixels without OpenGL: with a compiled
+kernel on the CPU, with PyTorch on a GPU (see the backends below).
 
 The geometry follows from the simulator's transforms (`renderScene` in its
 src/lib/MatterSim.cpp): model matrix = the pose rotation R, view matrix =

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from connectivity import resolve_data_dir
+from connectivity import DataNotFoundError, resolve_data_dir
 from envs.clip_encoder import ClipViewEncoder, EncoderSpec
 from envs.extraction import ExtractionStats, extract_features
 from envs.view_sources import SkyboxSource, ViewFolderSource
@@ -41,6 +41,11 @@ def skybox_folder(data_dir: Path, work: Path, viewpoints: int) -> tuple[Path, Pa
         / SKYBOX_SCAN
         / f"{SKYBOX_VIEWPOINT}_skybox_small.jpg"
     )
+    if not strip.is_file():
+        raise DataNotFoundError(
+            f"skybox strip {strip} not found; pass --data-dir pointing to a data folder that contains "
+            "the simulator reference data (mattersim_reference/renders/skyboxes/) and views/"
+        )
     root = work / "skyboxes" / SKYBOX_SCAN / "matterport_skybox_images"
     root.mkdir(parents=True)
     entries = []

@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numba
 import numpy as np
 import torch
 
@@ -131,6 +132,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RenderInputError(f"--device {args.device}: CUDA is not available here; use --device cpu")
     data_dir = resolve_data_dir(args.data_dir)
     skyboxes = data_dir / "mattersim_reference" / "renders" / "skyboxes"
     if not skyboxes.is_dir():
@@ -142,13 +146,18 @@ def run(argv: Sequence[str] | None = None) -> int:
     faces = load_skybox(skyboxes, SCAN, VIEWPOINT)
     rotations = batch_rotations(connectivity_file, args.batch)
 
-    device = torch.device(args.device)
     backends = ["numba", "torch"] if device.type == "cpu" else ["torch"]
     rows = [
         row for backend in backends for row in backend_rates(backend, device, faces, rotations, args.repeats)
     ]
 
-    threads = f"{torch.get_num_threads()} CPU threads" if device.type == "cpu" else str(device)
+    # The kernel takes as many threads as PyTorch, up to Numba's pool.
+    kernel_threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    threads = (
+        f"{torch.get_num_threads()} PyTorch threads, {kernel_threads} kernel threads"
+        if device.type == "cpu"
+        else str(device)
+    )
     print(
         f"CubeMapRenderer, 640x480, 60 deg vertical field of view, {threads}, skybox faces of {faces.shape[-1]}"
     )

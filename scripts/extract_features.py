@@ -5,7 +5,7 @@ Views come from skyboxes (--skyboxes, rendered like the simulator: 36 views, 640
 <root>/<scan>/<viewpoint>/<view index>.jpg). The output is a clipnav store, or a TSV or
 HDF5 file converted from it at the end (by suffix or --format). A killed run resumes
 when started again with the same command; --shard i/n splits the work between
-processes, and scripts.merge_features joins the shards.
+processes, and clipnav-merge-features joins the shards.
 
 CLIP-ViL's CLIP ViT-B/32 view features (not normalised) from the Matterport3D skyboxes:
     python -m scripts.extract_features --skyboxes <v1/scans> --model ViT-B-32 \\
@@ -74,6 +74,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
 
+    if args.format is None and args.out.suffix not in ("", *OUTPUT_FORMATS):
+        parser.error(
+            f"--out {args.out}: unknown suffix {args.out.suffix!r}; use .clipnav, .tsv, .h5 or .hdf5, "
+            "or name the format with --format"
+        )
     output_format = args.format or OUTPUT_FORMATS.get(args.out.suffix, "clipnav")
     shard = parse_shard(args.shard) if args.shard else None
     if shard and output_format != "clipnav":

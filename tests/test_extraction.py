@@ -381,6 +381,20 @@ def test_cli_rejects_finished_store_of_other_run(tmp_path: Path, capsys) -> None
     assert "viewpoints differ" in capsys.readouterr().err
 
 
+def test_cli_rejects_unknown_output_suffix(tmp_path: Path, capsys) -> None:
+    write_view_folder(tmp_path / "views", 1)
+    argv = ["--views", str(tmp_path / "views"), "--random-weights", "--out", str(tmp_path / "x.npy")]
+    with pytest.raises(SystemExit):
+        extract_script.main(argv)
+    assert "unknown suffix '.npy'" in capsys.readouterr().err
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_unknown_tag_names_other_options() -> None:
+    with pytest.raises(EncoderError, match="--random-weights"):
+        ClipViewEncoder(EncoderSpec("ViT-B-32", pretrained="none"))
+
+
 def test_cli_bad_device_exits_2(tmp_path: Path, capsys) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

@@ -777,6 +777,22 @@ def test_skybox_layouts_identical(data_dir: Path, tmp_path: Path, scan: str, vie
     assert torch.equal(load_skybox(tmp_path, scan, viewpoint), strip)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_bench_render_without_cuda_exits_2(data_dir: Path, capsys) -> None:
+    from scripts import bench_render
+
+    assert bench_render.main(["--data-dir", str(data_dir), "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_bench_extract_without_reference_data_exits_2(tmp_path: Path, capsys) -> None:
+    from scripts import bench_extract
+
+    (tmp_path / "connectivity").mkdir()
+    assert bench_extract.main(["--data-dir", str(tmp_path), "--viewpoints", "1"]) == 2
+    assert "mattersim_reference" in capsys.readouterr().err
+
+
 def test_bench_render_prints_rates(data_dir: Path, capsys) -> None:
     from scripts import bench_render
 

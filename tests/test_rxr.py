@@ -1215,6 +1215,12 @@ def test_train_follower_reward_option(capsys) -> None:
         FollowerTrainingSettings(reward="goal")
 
 
+def test_ndtw_reward_with_imitation_warns(caplog) -> None:
+    with caplog.at_level("WARNING"):
+        FollowerTrainingSettings(train_mode="il", reward="ndtw")
+    assert "no effect with train_mode=il" in caplog.text
+
+
 # --- the real Matterport3D graphs ---------------------------------------------------------
 
 REAL_SCANS = ("17DRP5sb8fy", "2azQ1b91cZZ", "8194nk5LbLH")
