@@ -22,14 +22,16 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --data-dir and --verbose."""
+def add_common_arguments(parser: argparse.ArgumentParser, checkpoint_run: bool = False) -> None:
+    """Add --data-dir and --verbose; `checkpoint_run` says that a checkpoint's run sets the default."""
+    default = f"${DATA_DIR_ENV} if set, else ../shared/data beside the checkout; now {default_data_dir()}"
+    if checkpoint_run:
+        default = f"with --checkpoint, the run's data folder; otherwise {default}"
     parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
-        help=f"folder holding connectivity/ and R2R/ (default: ${DATA_DIR_ENV} if set, else ../shared/data "
-        f"beside the checkout; now {default_data_dir()})",
+        help=f"folder holding connectivity/ and R2R/ (default: {default})",
     )
     parser.add_argument("--verbose", action="store_true", help="log debug messages")
 

@@ -35,7 +35,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_common_arguments(parser)
+    add_common_arguments(parser, checkpoint_run=True)
     add_checkpoint_arguments(parser)
     parser.add_argument("--split", default="val_unseen", help="split to run on")
     parser.add_argument("--out", type=Path, required=True, help="trajectory file to write")

@@ -28,7 +28,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_common_arguments(parser)
+    add_common_arguments(parser, checkpoint_run=True)
     add_agent_arguments(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--trajectories", type=Path, help="trajectory file to validate and submit")

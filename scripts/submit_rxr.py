@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clipnav-submit-rxr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_common_arguments(parser)
+    add_common_arguments(parser, checkpoint_run=True)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", type=Path, help="RxR predictions (.jsonl or .jsonl.gz) to validate")
     source.add_argument("--trajectories", type=Path, help="R2R leaderboard-format trajectory file to convert")
