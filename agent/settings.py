@@ -70,7 +70,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type, prefix: s
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
         name = "--" + prefix + field.name.replace("_", "-")
         help_text = docs.get(field.name, "").replace("%", "%%")  # argparse formats help with %
-        # A bool option alone means true, like a flag; "--name false" still works.
+        # A bool option alone means true, like a flag. "--name false" still works.
         flag = {"nargs": "?", "const": True} if converter is _parse_bool else {}
         group.add_argument(
             name,

@@ -172,7 +172,7 @@ def extract_features(
     )
 
     stats = ExtractionStats()
-    # The first batch holds one viewpoint, so the forward pass starts as early as possible.
+    # The first batch contains one viewpoint, so the forward pass starts as early as possible.
     batches = [pending[:1]] if pending else []
     batches += [pending[i : i + batch_viewpoints] for i in range(1, len(pending), batch_viewpoints)]
     bar = tqdm(total=len(planned), initial=writer.done_count, desc="extract", unit="vp", disable=not progress)

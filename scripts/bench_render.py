@@ -69,7 +69,7 @@ def views_per_second(render: Callable[[], torch.Tensor], views: int, repeats: in
 def backend_rates(
     backend: str, device: torch.device, faces: torch.Tensor, rotations: np.ndarray, repeats: int
 ) -> list[tuple[str, float]]:
-    """Time one backend: the first viewpoint alone, then the whole batch; (case, views/s) rows."""
+    """Time one backend on the first viewpoint alone, then on the whole batch; return (case, views/s) rows."""
     views, batch = DISCRETIZED_VIEWS, len(rotations)
     # Room for the plans of every view of the batch (9.8 MB per view) in the torch backend.
     renderer = CubeMapRenderer(device=device, cache_views=views * batch, backend=backend)
@@ -78,6 +78,7 @@ def backend_rates(
     single_out = renderer.render_discretized(cube_map, rotations[0])
     batch_out = renderer.render_discretized(cube_maps, rotations)
     kept = ", plans kept" if backend == "torch" else ""
+
     rows = [
         (
             f"{backend}: 1 viewpoint{kept}, new output",
