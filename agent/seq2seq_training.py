@@ -23,6 +23,7 @@ from agent.checkpoint import (
 from agent.loop import record_evaluation, run_training
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
 from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings, run_episodes
+from agent.settings import resolve_path_fields
 from agent.trainer_state import CheckpointedTrainer
 from envs.evaluation import evaluate_trajectories
 from envs.r2r_env import R2RVectorEnv
@@ -108,6 +109,7 @@ class Seq2SeqTrainingSettings:
     """Teacher of teacher forcing and of the loss: shortest (path to the goal) or reference (retrace the path); None means shortest for R2R, reference for RxR."""
 
     def __post_init__(self) -> None:
+        resolve_path_fields(self, ("data_dir", "features", "vocabulary", "rxr_dir"))
         # The environment settings check these fields and fill in the dataset's defaults.
         env_settings = EnvSettings(
             max_instruction_length=self.max_instruction_length,

@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import textwrap
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 Settings = TypeVar("Settings")
@@ -94,3 +95,15 @@ def settings_from_arguments(cls: type[Settings], namespace: argparse.Namespace, 
 def settings_to_dict(settings: Any) -> dict[str, Any]:
     """Return a dataclass instance as a plain dict, for JSON files and checkpoints."""
     return dataclasses.asdict(settings)
+
+
+def resolve_path_fields(settings: Any, names: tuple[str, ...]) -> None:
+    """Make the named path fields of a frozen settings dataclass absolute, in place.
+
+    Checkpoints and run records keep the settings, and programs that read them may run
+    from another folder. None and "none" (no file) stay as they are.
+    """
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, str) and value and value.lower() != "none":
+            object.__setattr__(settings, name, str(Path(value).expanduser().resolve()))

@@ -20,6 +20,7 @@ from agent.checkpoint import (
 )
 from agent.loop import run_training
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
+from agent.settings import resolve_path_fields
 from agent.speaker import DEFAULT_MAX_STEPS, Speaker, SpeakerModelSettings, collect_paths
 from agent.speaker_evaluation import evaluate_speaker
 from agent.trainer_state import CheckpointedTrainer
@@ -93,6 +94,7 @@ class SpeakerTrainingSettings:
     """RxR only: folder of the rxr_<split>_guide.jsonl.gz files (default: RxR/ in data_dir)."""
 
     def __post_init__(self) -> None:
+        resolve_path_fields(self, ("data_dir", "features", "vocabulary", "rxr_dir"))
         if self.optimizer not in ("rmsprop", "adam"):
             raise ValueError(f"optimizer must be rmsprop or adam, got {self.optimizer!r}")
         if self.bleu_reference_length not in REFERENCE_LENGTHS:

@@ -19,6 +19,7 @@ from agent.checkpoint import (
 from agent.follower import Follower, FollowerModelSettings, run_episodes
 from agent.loop import record_evaluation, run_training
 from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
+from agent.settings import resolve_path_fields
 from agent.trainer_state import CheckpointedTrainer
 from envs.evaluation import evaluate_trajectories
 from envs.r2r import read_r2r_file
@@ -111,6 +112,7 @@ class FollowerTrainingSettings:
     """Teacher of imitation learning: shortest (path to the goal) or reference (retrace the path); None means shortest for R2R, reference for RxR."""
 
     def __post_init__(self) -> None:
+        resolve_path_fields(self, ("data_dir", "features", "vocabulary", "augmented", "speaker", "rxr_dir"))
         # The environment settings check these fields and fill in the dataset's defaults.
         env_settings = EnvSettings(
             max_instruction_length=self.max_instruction_length,

@@ -660,6 +660,12 @@ class CubeMapRenderer:
     ) -> list[torch.Tensor]:
         """Build the sparse sampling matrices [H * W, 6 * (S + 2) ** 2] of a few views."""
         padded = face_size + 2
+        if SKYBOX_FACES * padded * padded >= 2**31:
+            # The plans index texels with int32.
+            raise RenderInputError(
+                f"faces of {face_size} pixels are too large for the torch backend (over 18,900); shrink "
+                "them with downsize_faces or use the numba backend"
+            )
         views, pixels = len(headings), self.height * self.width
 
         direction = self._cube_directions(rotation, headings, elevations)  # [3, V * H * W]

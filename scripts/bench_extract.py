@@ -66,6 +66,10 @@ def skybox_folder(data_dir: Path, work: Path, viewpoints: int) -> tuple[Path, Pa
 def view_folder(data_dir: Path, work: Path, viewpoints: int) -> Path:
     """Copy the real 36 views under `viewpoints` viewpoint ids."""
     source = data_dir / "views" / "17DRP5sb8fy" / "10c252c90fa24ef3b698c6f54d984c5c"
+    if not source.is_dir():
+        raise DataNotFoundError(
+            f"real views {source} not found; pass --data-dir pointing to a data folder with views/"
+        )
     root = work / "views"
     for index in range(viewpoints):
         shutil.copytree(source, root / "17DRP5sb8fy" / f"{index:032x}")
@@ -112,6 +116,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
         skyboxes, graphs = skybox_folder(data_dir, work, args.viewpoints)
+        views = view_folder(data_dir, work, args.viewpoints)  # checks both inputs before any run
         _, stats = extract_features(
             SkyboxSource(skyboxes, graphs),
             encoder,
@@ -120,7 +125,6 @@ def run(argv: Sequence[str] | None = None) -> int:
             progress=False,
         )
         report("skyboxes (rendered)", stats)
-        views = view_folder(data_dir, work, args.viewpoints)
         _, stats = extract_features(
             ViewFolderSource(views), encoder, work / "views.clipnav", args.batch_viewpoints, progress=False
         )

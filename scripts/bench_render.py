@@ -133,7 +133,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        raise RenderInputError(
+            f"--device {args.device!r} is not a torch device ({error}); use cpu or cuda"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RenderInputError(f"--device {args.device}: CUDA is not available here; use --device cpu")
     data_dir = resolve_data_dir(args.data_dir)

@@ -25,7 +25,7 @@ from envs.clip_encoder import ClipViewEncoder, EncoderSpec
 from envs.extraction import extract_features
 from envs.features import convert_features, parse_shard
 from envs.view_sources import SkyboxSource, ViewFolderSource
-from scripts.common import add_common_arguments, positive_int, run_cli, setup_logging
+from scripts.common import add_common_arguments, non_negative_int, positive_int, run_cli, setup_logging
 
 logger = logging.getLogger("clipnav.extract_features")
 
@@ -66,7 +66,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vfov", type=float, default=60.0, help="vertical field of view in degrees")
     parser.add_argument(
         "--skybox-size",
-        type=int,
+        type=non_negative_int,
         default=512,
         help="shrink larger skybox faces to this many pixels, as the simulator's downsizing script "
         "does for the 1024-pixel _sami.jpg faces; 0 renders them as they are (default: %(default)s)",

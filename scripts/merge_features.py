@@ -17,6 +17,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="log debug messages")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    if args.out.suffix not in ("", ".clipnav"):
+        parser.error(
+            f"--out {args.out}: the merged store is a clipnav folder, so name it <name>.clipnav (or without "
+            "a suffix); convert it afterwards with clipnav-convert-features"
+        )
     for path in args.inputs:
         if path.exists() and detect_format(path) != "clipnav":
             raise FeatureFormatError(

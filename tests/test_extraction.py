@@ -390,6 +390,30 @@ def test_cli_rejects_unknown_output_suffix(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "x.npy").exists()
 
 
+def test_cli_rejects_negative_skybox_size(tmp_path: Path, capsys) -> None:
+    argv = [
+        "--skyboxes",
+        str(tmp_path),
+        "--random-weights",
+        "--skybox-size",
+        "-1",
+        "--out",
+        str(tmp_path / "x"),
+    ]
+    with pytest.raises(SystemExit):
+        extract_script.main(argv)
+    assert "expected an integer of at least 0" in capsys.readouterr().err
+
+
+def test_merge_rejects_non_clipnav_output(tmp_path: Path, capsys) -> None:
+    from scripts import merge_features
+
+    with pytest.raises(SystemExit):
+        merge_features.main([str(tmp_path / "a.clipnav"), "--out", str(tmp_path / "m.npy")])
+    assert "clipnav folder" in capsys.readouterr().err
+    assert not (tmp_path / "m.npy").exists()
+
+
 def test_unknown_tag_names_other_options() -> None:
     with pytest.raises(EncoderError, match="--random-weights"):
         ClipViewEncoder(EncoderSpec("ViT-B-32", pretrained="none"))

@@ -785,6 +785,20 @@ def test_bench_render_without_cuda_exits_2(data_dir: Path, capsys) -> None:
     assert "CUDA is not available" in capsys.readouterr().err
 
 
+def test_bench_render_bad_device_exits_2(data_dir: Path, capsys) -> None:
+    from scripts import bench_render
+
+    assert bench_render.main(["--data-dir", str(data_dir), "--device", "bogus"]) == 2
+    assert "not a torch device" in capsys.readouterr().err
+
+
+def test_torch_backend_rejects_huge_faces() -> None:
+    # 6 faces of 18,918 + 2 texels a side exceed the int32 texel indices of the plans.
+    renderer = CubeMapRenderer(width=4, height=3, backend="torch")
+    with pytest.raises(RenderInputError, match="too large for the torch backend"):
+        renderer._build_plans(LEVEL, np.array([0.0]), np.array([0.0]), 18_918)
+
+
 def test_bench_extract_without_reference_data_exits_2(tmp_path: Path, capsys) -> None:
     from scripts import bench_extract
 

@@ -60,3 +60,19 @@ def test_help_shows_field_docs(capsys) -> None:
     printed = " ".join(capsys.readouterr().out.split())
     assert "Go on despite a mismatch. (default: False)" in printed
     assert "Items at most; none for no limit. (default: 3)" in printed
+
+
+def test_training_paths_stored_absolute(tmp_path, monkeypatch) -> None:
+    # Checkpoint programs read these paths from another folder, so they are kept absolute.
+    from agent.seq2seq_training import Seq2SeqTrainingSettings
+    from agent.training import FollowerTrainingSettings
+
+    monkeypatch.chdir(tmp_path)
+    follower = FollowerTrainingSettings(data_dir="world", rxr_dir="RxR", dataset="rxr", features="f.tsv")
+    assert follower.data_dir == str(tmp_path / "world")
+    assert follower.rxr_dir == str(tmp_path / "RxR")
+    assert follower.features == str(tmp_path / "f.tsv")
+    assert follower.vocabulary is None  # no file: unchanged
+    seq2seq = Seq2SeqTrainingSettings(vocabulary="vocab.{language}.txt", features="none")
+    assert seq2seq.vocabulary == str(tmp_path / "vocab.{language}.txt")
+    assert seq2seq.features == "none"
