@@ -39,11 +39,12 @@ _launch_lock = threading.Lock()
 
 # A fork waits for a running render, so that the child never inherits the lock taken or
 # the pool in the middle of a kernel.
-os.register_at_fork(
-    before=_launch_lock.acquire,
-    after_in_parent=_launch_lock.release,
-    after_in_child=_launch_lock.release,
-)
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(
+        before=_launch_lock.acquire,
+        after_in_parent=_launch_lock.release,
+        after_in_child=_launch_lock.release,
+    )
 
 logger = logging.getLogger(__name__)
 
