@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
 
-from agent.checkpoint import (
-    load_checkpoint,
-)
 from agent.loop import record_evaluation, run_training
-from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
+from agent.run_record import feature_signature, write_run_record
 from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings, run_episodes
 from agent.settings import resolve_path_fields
 from agent.trainer_state import CheckpointedTrainer
@@ -182,17 +178,7 @@ class Seq2SeqTrainer(CheckpointedTrainer):
     ):
         self.settings = settings
         self.model_settings = model_settings or Seq2SeqModelSettings()
-        self.output_dir = Path(settings.output_dir)
-        self.checkpoint_dir = self.output_dir / "checkpoints"
-        self.device = choose_device(settings.device)
-        seed_everything(settings.seed)
-
-        latest = self.checkpoint_dir / "latest.pt"
-        state = load_checkpoint(latest, CHECKPOINT_KIND) if resume else None
-        if not resume and latest.exists():
-            raise FileExistsError(
-                f"{latest} exists: pass --resume to continue that run, or choose another output_dir"
-            )
+        state = self._open_run(resume)
 
         vocabulary_path = state["vocabulary_path"] if state is not None else settings.vocabulary
         self.world = build_world(settings, vocabulary_path)

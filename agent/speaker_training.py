@@ -19,7 +19,7 @@ from agent.checkpoint import (
     load_model_state,
 )
 from agent.loop import run_training
-from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
+from agent.run_record import choose_device, feature_signature, write_run_record
 from agent.settings import resolve_path_fields
 from agent.speaker import DEFAULT_MAX_STEPS, Speaker, SpeakerModelSettings, collect_paths
 from agent.speaker_evaluation import evaluate_speaker
@@ -158,17 +158,7 @@ class SpeakerTrainer(CheckpointedTrainer):
     ):
         self.settings = settings
         self.model_settings = model_settings or SpeakerModelSettings()
-        self.output_dir = Path(settings.output_dir)
-        self.checkpoint_dir = self.output_dir / "checkpoints"
-        self.device = choose_device(settings.device)
-        seed_everything(settings.seed)
-
-        latest = self.checkpoint_dir / "latest.pt"
-        state = load_checkpoint(latest, CHECKPOINT_KIND) if resume else None
-        if not resume and latest.exists():
-            raise FileExistsError(
-                f"{latest} exists: pass --resume to continue that run, or choose another output_dir"
-            )
+        state = self._open_run(resume)
 
         vocabulary_path = state["vocabulary_path"] if state is not None else settings.vocabulary
         self.world = build_speaker_world(settings, vocabulary_path)

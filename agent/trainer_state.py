@@ -13,8 +13,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from agent.checkpoint import capture_random_state, load_model_state, restore_random_state, save_checkpoint
-from agent.run_record import feature_signature
+from agent.checkpoint import (
+    capture_random_state,
+    load_checkpoint,
+    load_model_state,
+    restore_random_state,
+    save_checkpoint,
+)
+from agent.run_record import choose_device, feature_signature, seed_everything
 from envs.features import check_compatible
 
 logger = logging.getLogger(__name__)
@@ -24,8 +30,9 @@ class CheckpointedTrainer:
     """Base class of the trainers that gives them their checkpoint methods.
 
     A subclass sets `checkpoint_kind` and the attributes used here: `iteration`,
-    `model`, `optimizer`, `settings` (with `force_features`), `model_settings`, `world`,
-    `vocabulary_path`, `env`, `best`, `output_dir` and `checkpoint_dir`.
+    `model`, `optimizer`, `settings` (with `output_dir`, `device`, `seed` and
+    `force_features`), `model_settings`, `world`, `vocabulary_path`, `env` and `best`.
+    `_open_run` sets `output_dir`, `checkpoint_dir` and `device`.
     """
 
     checkpoint_kind: str
@@ -33,6 +40,7 @@ class CheckpointedTrainer:
     best: dict[str, dict[str, float]]
     output_dir: Path
     checkpoint_dir: Path
+    device: Any
     model: Any
     optimizer: Any
     settings: Any
@@ -40,6 +48,26 @@ class CheckpointedTrainer:
     world: Any
     vocabulary_path: str
     env: Any
+
+    def _open_run(self, resume: bool) -> dict[str, Any] | None:
+        """Set the run's folders, device and seeds; return the state of `latest.pt` when resuming.
+
+        Raises:
+            FileExistsError: a new run would overwrite the checkpoints of an earlier one.
+        """
+        self.output_dir = Path(self.settings.output_dir)
+        self.checkpoint_dir = self.output_dir / "checkpoints"
+        self.device = choose_device(self.settings.device)
+        seed_everything(self.settings.seed)
+
+        latest = self.checkpoint_dir / "latest.pt"
+        if resume:
+            return load_checkpoint(latest, self.checkpoint_kind)
+        if latest.exists():
+            raise FileExistsError(
+                f"{latest} exists: pass --resume to continue that run, or choose another output_dir"
+            )
+        return None
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Return everything a checkpoint contains, as plain containers and tensors."""

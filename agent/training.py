@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,12 +12,9 @@ from gymnasium.vector import AutoresetMode
 from torch.utils.tensorboard import SummaryWriter
 
 from agent.back_translation import LIVE_SPLIT, BackTranslator, install_live_split
-from agent.checkpoint import (
-    load_checkpoint,
-)
 from agent.follower import Follower, FollowerModelSettings, run_episodes
 from agent.loop import record_evaluation, run_training
-from agent.run_record import choose_device, feature_signature, seed_everything, write_run_record
+from agent.run_record import feature_signature, write_run_record
 from agent.settings import resolve_path_fields
 from agent.trainer_state import CheckpointedTrainer
 from envs.evaluation import evaluate_trajectories
@@ -183,17 +179,7 @@ class FollowerTrainer(CheckpointedTrainer):
         self.settings = settings
         self.model_settings = model_settings or FollowerModelSettings()
         model_settings = self.model_settings
-        self.output_dir = Path(settings.output_dir)
-        self.checkpoint_dir = self.output_dir / "checkpoints"
-        self.device = choose_device(settings.device)
-        seed_everything(settings.seed)
-
-        latest = self.checkpoint_dir / "latest.pt"
-        state = load_checkpoint(latest, CHECKPOINT_KIND) if resume else None
-        if not resume and latest.exists():
-            raise FileExistsError(
-                f"{latest} exists: pass --resume to continue that run, or choose another output_dir"
-            )
+        state = self._open_run(resume)
 
         vocabulary_path = self._vocabulary_path(state)
         self.world = world if world is not None else build_world(settings, vocabulary_path)
