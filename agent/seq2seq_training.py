@@ -19,7 +19,7 @@ from torch.utils.tensorboard import SummaryWriter
 from agent.loop import record_evaluation, run_training
 from agent.run_record import feature_signature, write_run_record
 from agent.seq2seq import Seq2Seq, Seq2SeqModelSettings, run_episodes
-from agent.settings import resolve_path_fields
+from agent.settings import check_positive, fill_dataset_defaults, resolve_path_fields
 from agent.trainer_state import CheckpointedTrainer
 from envs.evaluation import evaluate_trajectories
 from envs.r2r_env import R2RVectorEnv
@@ -106,28 +106,13 @@ class Seq2SeqTrainingSettings:
 
     def __post_init__(self) -> None:
         resolve_path_fields(self, ("data_dir", "features", "vocabulary", "rxr_dir"))
-        # The environment settings check these fields and fill in the dataset's defaults.
-        env_settings = EnvSettings(
-            max_instruction_length=self.max_instruction_length,
-            dataset=self.dataset,
-            languages=self.languages,
-            rxr_dir=self.rxr_dir,
-            teacher=self.teacher,
-        )
-        object.__setattr__(self, "max_instruction_length", env_settings.max_instruction_length)
-        object.__setattr__(self, "teacher", env_settings.teacher)
+        fill_dataset_defaults(self)
         if self.feedback not in TRAINING_FEEDBACKS:
             raise ValueError(f"feedback must be one of {TRAINING_FEEDBACKS}, got {self.feedback!r}")
-        for name in (
-            "iterations",
-            "batch_size",
-            "max_steps",
-            "eval_interval",
-            "checkpoint_interval",
-            "log_interval",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_positive(
+            self,
+            ("iterations", "batch_size", "max_steps", "eval_interval", "checkpoint_interval", "log_interval"),
+        )
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
 

@@ -1,7 +1,8 @@
 """Typed run settings turned into command-line options, one option per dataclass field.
 
 Each field's default is the option's default and the string literal right after the
-field (its docstring) is the option's help, so a settings class documents itself.
+field (its docstring) is the option's help, so a settings class documents itself. The
+checks that the trainers' settings share are here too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import textwrap
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
+
+from envs.world import EnvSettings
 
 Settings = TypeVar("Settings")
 
@@ -107,3 +110,30 @@ def resolve_path_fields(settings: Any, names: tuple[str, ...]) -> None:
         value = getattr(settings, name)
         if isinstance(value, str) and value and value.lower() != "none":
             object.__setattr__(settings, name, str(Path(value).expanduser().resolve()))
+
+
+def check_positive(settings: Any, names: tuple[str, ...]) -> None:
+    """Raise ValueError unless each named integer field of `settings` is at least 1."""
+    for name in names:
+        if getattr(settings, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(settings, name)}")
+
+
+def fill_dataset_defaults(settings: Any, **environment: Any) -> None:
+    """Check a training run's dataset fields and fill in the dataset's defaults, in place.
+
+    `settings` is a frozen dataclass with `dataset`, `languages`, `rxr_dir`, `teacher` and
+    `max_instruction_length`; the environment settings validate them (and any further
+    `environment` fields, such as `reward`) and give `teacher` and
+    `max_instruction_length` their defaults for R2R or RxR.
+    """
+    checked = EnvSettings(
+        max_instruction_length=settings.max_instruction_length,
+        dataset=settings.dataset,
+        languages=settings.languages,
+        rxr_dir=settings.rxr_dir,
+        teacher=settings.teacher,
+        **environment,
+    )
+    object.__setattr__(settings, "max_instruction_length", checked.max_instruction_length)
+    object.__setattr__(settings, "teacher", checked.teacher)

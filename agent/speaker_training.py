@@ -20,7 +20,7 @@ from agent.checkpoint import (
 )
 from agent.loop import run_training
 from agent.run_record import choose_device, feature_signature, write_run_record
-from agent.settings import resolve_path_fields
+from agent.settings import check_positive, resolve_path_fields
 from agent.speaker import DEFAULT_MAX_STEPS, Speaker, SpeakerModelSettings, collect_paths
 from agent.speaker_evaluation import evaluate_speaker
 from agent.trainer_state import CheckpointedTrainer
@@ -101,17 +101,18 @@ class SpeakerTrainingSettings:
             raise ValueError(
                 f"bleu_reference_length must be one of {REFERENCE_LENGTHS}, got {self.bleu_reference_length!r}"
             )
-        for name in (
-            "iterations",
-            "batch_size",
-            "max_steps",
-            "max_decode_length",
-            "eval_interval",
-            "checkpoint_interval",
-            "log_interval",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_positive(
+            self,
+            (
+                "iterations",
+                "batch_size",
+                "max_steps",
+                "max_decode_length",
+                "eval_interval",
+                "checkpoint_interval",
+                "log_interval",
+            ),
+        )
         if self.eval_paths < 0:
             raise ValueError(f"eval_paths must be at least 0, got {self.eval_paths}")
 

@@ -15,7 +15,7 @@ from agent.back_translation import LIVE_SPLIT, BackTranslator, install_live_spli
 from agent.follower import Follower, FollowerModelSettings, run_episodes
 from agent.loop import record_evaluation, run_training
 from agent.run_record import feature_signature, write_run_record
-from agent.settings import resolve_path_fields
+from agent.settings import check_positive, fill_dataset_defaults, resolve_path_fields
 from agent.trainer_state import CheckpointedTrainer
 from envs.evaluation import evaluate_trajectories
 from envs.r2r import read_r2r_file
@@ -109,33 +109,17 @@ class FollowerTrainingSettings:
 
     def __post_init__(self) -> None:
         resolve_path_fields(self, ("data_dir", "features", "vocabulary", "augmented", "speaker", "rxr_dir"))
-        # The environment settings check these fields and fill in the dataset's defaults.
-        env_settings = EnvSettings(
-            max_instruction_length=self.max_instruction_length,
-            dataset=self.dataset,
-            languages=self.languages,
-            rxr_dir=self.rxr_dir,
-            teacher=self.teacher,
-            reward=self.reward,
-        )
-        object.__setattr__(self, "max_instruction_length", env_settings.max_instruction_length)
-        object.__setattr__(self, "teacher", env_settings.teacher)
+        fill_dataset_defaults(self, reward=self.reward)
         if self.train_mode not in TRAIN_MODES:
             raise ValueError(f"train_mode must be one of {TRAIN_MODES}, got {self.train_mode!r}")
         if self.train_mode == "il" and self.reward != "distance":
             logger.warning("reward=%s has no effect with train_mode=il, which uses no reward", self.reward)
         if self.optimizer not in ("rmsprop", "adam"):
             raise ValueError(f"optimizer must be rmsprop or adam, got {self.optimizer!r}")
-        for name in (
-            "iterations",
-            "batch_size",
-            "max_steps",
-            "eval_interval",
-            "checkpoint_interval",
-            "log_interval",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_positive(
+            self,
+            ("iterations", "batch_size", "max_steps", "eval_interval", "checkpoint_interval", "log_interval"),
+        )
 
     @property
     def validation_splits(self) -> list[str]:
