@@ -55,7 +55,7 @@ class AugmentationSettings:
     max_hops: int = 6
     """Most edges of a sampled path."""
     min_distance_m: float = 5.0
-    """Shortest distance in metres from start to goal of a kept path; every path of R2R's train, val_seen and val_unseen files is at least 5 m. 0 keeps every path of an allowed hop count."""
+    """Shortest start-to-goal distance in metres of a kept path. Every path of R2R's train, val_seen and val_unseen files is at least 5 m long. 0 keeps every path of an allowed hop count."""
     seed: int = 0
     """Seed of the path sampling, the start headings and sampled decoding."""
     decoding: str = "greedy"

@@ -77,21 +77,21 @@ def backend_rates(
     cube_maps = [cube_map] * batch
     single_out = renderer.render_discretized(cube_map, rotations[0])
     batch_out = renderer.render_discretized(cube_maps, rotations)
-    kept = ", plans kept" if backend == "torch" else ""
+    plans_note = ", plans kept" if backend == "torch" else ""
 
     rows = [
         (
-            f"{backend}: 1 viewpoint{kept}, new output",
+            f"{backend}: 1 viewpoint{plans_note}, new output",
             views_per_second(lambda: renderer.render_discretized(cube_map, rotations[0]), views, repeats),
         ),
         (
-            f"{backend}: 1 viewpoint{kept}, output reused",
+            f"{backend}: 1 viewpoint{plans_note}, output reused",
             views_per_second(
                 lambda: renderer.render_discretized(cube_map, rotations[0], out=single_out), views, repeats
             ),
         ),
         (
-            f"{backend}: {batch} viewpoints per call{kept}, output reused",
+            f"{backend}: {batch} viewpoints per call{plans_note}, output reused",
             views_per_second(
                 lambda: renderer.render_discretized(cube_maps, rotations, out=batch_out),
                 views * batch,

@@ -23,7 +23,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, checkpoint_run: bool = False) -> None:
-    """Add --data-dir and --verbose; `checkpoint_run` says that a checkpoint's run sets the default."""
+    """Add --data-dir and --verbose. With `checkpoint_run`, the help names the checkpoint's run as the default."""
     default = f"${DATA_DIR_ENV} if set, else ../shared/data beside the checkout; now {default_data_dir()}"
     if checkpoint_run:
         default = f"with --checkpoint, the run's data folder; otherwise {default}"
